@@ -171,3 +171,24 @@ def test_pairs_from_store(tmp_path):
     assert len(pairs_from_store(sessions, "b1", rater_kinds={"ai"}).pairs) == 1
     with pytest.raises(PairsError, match="no sample batch 'nope'"):
         pairs_from_store(sessions, "nope")
+
+
+def _ai_rank(rid, order, tiers, record="r1"):
+    ratings = {str(c): {"tier": t, "verdict": "x"} for c, t in tiers.items()}
+    return SimpleNamespace(id=rid, batch_id="b1", record_id=record, rater_id="ai:j", rater_kind="ai", order=order,
+                           ratings=ratings)
+
+
+def test_tier_gap_marks_behaviour_differing_pairs_decisive():
+    # 1 and 2 refuse (tier 0), 3 and 4 comply (tier 2) on a harmful prompt.
+    out = expand_rankings([_ai_rank(1, [1, 2, 3, 4], {1: 0, 2: 0, 3: 2, 4: 2})], CANDS)
+    by = {(p.chosen_id, p.rejected_id): p for p in out.pairs}
+    assert by[(1, 3)].tier_gap == 2 and by[(1, 3)].decisive
+    assert by[(1, 2)].tier_gap == 0 and not by[(1, 2)].decisive
+    assert by[(3, 4)].tier_gap == 0 and not by[(3, 4)].decisive
+    assert sum(p.decisive for p in out.pairs) == 4
+
+
+def test_human_pairs_have_no_tiers_and_stay_decisive():
+    out = expand_rankings([_rank(1, [2, 1])], CANDS)
+    assert out.pairs[0].tier_gap is None and out.pairs[0].decisive

@@ -62,8 +62,8 @@ def train(ctx: typer.Context, algorithm: str = typer.Argument(..., help="dpo or 
     """Optimise the policy model with DPO (pairs) or GRPO (combined reward)."""
     pipe = _pipeline(ctx.obj)
     pipe.config.algorithm = algorithm  # type: ignore[assignment]
-    train_pairs, _ = pipe.pairs((pipe.out / "batch_id").read_text().strip())
-    console.print(f"checkpoints in {pipe.optimise(train_pairs)}")
+    train_pairs, heldout_pairs = pipe.pairs((pipe.out / "batch_id").read_text().strip())
+    console.print(f"checkpoints in {pipe.optimise(train_pairs + heldout_pairs)}")
 
 
 @app.command()

@@ -49,6 +49,9 @@ class PostTrainConfig(BaseModel):
     heldout_fraction: float = Field(default=0.2, gt=0, lt=1, description="pairs held out for the reward model")
     pair_strategy: Literal["best-vs-worst", "all"] = Field(
         default="best-vs-worst", description="DPO pairs per prompt: the widest-margin pair, or every ranked pair")
+    decisive_only: bool = Field(
+        default=True, description="reward model and DPO learn only from pairs whose answers differ in behaviour "
+        "(refuse vs comply); same-behaviour pairs ordered by finer scores are left out (human pairs are kept)")
     train_reward_model: bool = Field(default=True, description="train the auxiliary Bradley–Terry reward model")
     sample: SampleSettings = Field(default_factory=SampleSettings)
     rank: RankSettings = Field(default_factory=RankSettings)

@@ -37,7 +37,10 @@ class DPOSettings(BaseModel):
     output_dir: Path = Field(default=Path("out/posttrain/dpo"), description="checkpoints, lineage, curves")
     overwrite: bool = Field(default=False, description="replace checkpoints already in output_dir")
     beta: float = Field(default=0.1, gt=0.0, description="strength of the pull towards the reference model")
-    loss_type: str = Field(default="sigmoid", description="TRL DPO loss: sigmoid (DPO), ipo, hinge, robust, ...")
+    loss_type: str | list[str] = Field(
+        default="sigmoid", description="TRL DPO loss(es): sigmoid (DPO), ipo, hinge, robust, ...; a list combines "
+        "them, e.g. [sigmoid, sft] adds the chosen answers' NLL (anchors the refusals the pairs prefer)")
+    loss_weights: list[float] | None = Field(default=None, description="one weight per loss_type entry")
     learning_rate: float = Field(default=5e-5, gt=0.0, description="AdamW learning rate (LoRA likes ~1e-5–1e-4)")
     epochs: float = Field(default=1.0, gt=0.0, description="passes over the pairs (ignored when max_steps > 0)")
     max_steps: int = Field(default=-1, description="optimizer steps; > 0 overrides epochs")
@@ -54,6 +57,10 @@ class DPOSettings(BaseModel):
     seed: int = Field(default=0, description="seeds LoRA init, data order and dropout")
     policy_pack: str | None = Field(default=None, description="policy directory for lineage; default: shipped pack")
     lora: LoraSettings = Field(default_factory=LoraSettings)
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _field(pair: Any, name: str, index: int) -> Any:
@@ -135,7 +142,8 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
                            max_steps=settings.max_steps, epochs=settings.epochs, batch_size=settings.batch_size,
                            grad_accum=settings.grad_accum, save_steps=settings.save_steps,
                            logging_steps=settings.logging_steps, save_only_model=settings.save_only_model),
-        beta=settings.beta, loss_type=[settings.loss_type], max_length=settings.max_length,
+        beta=settings.beta, loss_type=_as_list(settings.loss_type), loss_weights=settings.loss_weights,
+        max_length=settings.max_length,
         dataset_num_proc=None,
     )
     trainer = DPOTrainer(

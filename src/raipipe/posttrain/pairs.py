@@ -48,6 +48,14 @@ class PreferencePair(BaseModel):
     rejected_id: int | None = Field(default=None, description="candidate id of the rejected response")
     votes_for: int = Field(default=1, ge=1, description="raters who preferred chosen over rejected")
     votes_against: int = Field(default=0, ge=0, description="raters who preferred rejected over chosen")
+    tier_gap: float | None = Field(
+        default=None, description="behaviour-tier gap (e.g. refuse vs comply on a harmful prompt) from the raters "
+        "that gave tiers (AI feedback); 0 = same behaviour, order decided by finer scores; None = no tiers given")
+
+    @property
+    def decisive(self) -> bool:
+        """The two answers differ in behaviour (or a human ranked them without tiers): a preference worth learning."""
+        return self.tier_gap is None or self.tier_gap > 0
 
     @property
     def ai_feedback(self) -> bool:
@@ -93,6 +101,7 @@ class RankingLike(Protocol):
     rater_id: str
     rater_kind: str
     order: list
+    ratings: dict | None
 
 
 def ranking_pairs(order: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -117,6 +126,15 @@ def _check_ranking(r: RankingLike, candidates: Mapping[int, CandidateLike]) -> l
     return order
 
 
+def _tiers(ratings: Mapping | None) -> dict[int, int]:
+    """Candidate id -> behaviour tier, where a rater's ratings carry one (AI feedback does)."""
+    out = {}
+    for cid, rating in (ratings or {}).items():
+        if isinstance(rating, Mapping) and isinstance(rating.get("tier"), int):
+            out[int(cid)] = rating["tier"]
+    return out
+
+
 def expand_rankings(
     rankings: Iterable[RankingLike],
     candidates: Mapping[int, CandidateLike] | Iterable[CandidateLike],
@@ -126,6 +144,7 @@ def expand_rankings(
     cands = dict(candidates) if isinstance(candidates, Mapping) else {c.id: c for c in candidates}
     # votes[(record, lo, hi)] -> list of (winner, gap, rater_kind)
     votes: dict[tuple[str, int, int], list[tuple[int, int, str]]] = defaultdict(list)
+    tier_gaps: dict[tuple[str, int, int, int], list[int]] = defaultdict(list)  # (record, lo, hi, winner) -> gaps
     stats = PairStats()
     records: set[str] = set()
     seen_raters: set[tuple[str, str, str]] = set()
@@ -139,12 +158,15 @@ def expand_rankings(
         seen_raters.add(key)
         stats.rankings += 1
         records.add(r.record_id)
+        tiers = _tiers(getattr(r, "ratings", None))
         for better, worse, gap in ranking_pairs(order):
             lo, hi = sorted((better, worse))
             votes[(r.record_id, lo, hi)].append((better, gap, r.rater_kind))
+            if better in tiers and worse in tiers:
+                tier_gaps[(r.record_id, lo, hi, better)].append(tiers[worse] - tiers[better])
     stats.records, stats.candidate_pairs = len(records), len(votes)
     pairs: list[PreferencePair] = []
-    for (_rec, lo, hi), vs in sorted(votes.items()):
+    for (rec, lo, hi), vs in sorted(votes.items()):
         n_lo = sum(1 for w, _, _ in vs if w == lo)
         n_hi = len(vs) - n_lo
         if n_lo == n_hi:
@@ -157,6 +179,7 @@ def expand_rankings(
             continue
         majority = [(g, k) for w, g, k in vs if w == winner]
         against = len(vs) - len(majority)
+        gaps = tier_gaps.get((rec, lo, hi, winner))
         try:
             pair = PreferencePair(
                 prompt=cw.prompt, chosen=cw.text, rejected=cl.text,
@@ -164,6 +187,7 @@ def expand_rankings(
                 record_id=cw.record_id, policy_id=cw.policy_id, label=cw.label,  # type: ignore[arg-type]
                 rater_kinds=sorted({k for _, k in majority}), batch_id=cw.batch_id,  # type: ignore[arg-type]
                 chosen_id=winner, rejected_id=loser, votes_for=len(majority), votes_against=against,
+                tier_gap=sum(gaps) / len(gaps) if gaps else None,
             )
         except ValidationError as exc:
             err = exc.errors()[0]

@@ -107,23 +107,36 @@ class PostTrainPipeline:
         if _done(target / "metrics.json"):
             return json.loads((target / "metrics.json").read_text())
         cfg = self.config.reward_model.model_copy(update={"output_dir": target})
+        train, heldout = self.usable(train), self.usable(heldout)
         result = train_reward_model(train, heldout, cfg, lineage={"policy_pack": self.pack.ref,
                                                                   "policy_versions": self.pack.versions()})
         console.print(f"reward model: held-out pairwise accuracy {result.heldout_accuracy.fmt()}")
         return json.loads((target / "metrics.json").read_text())
 
-    def dpo_pairs(self, train_pairs: list) -> list:
-        """The reward model learns from every ranked pair; DPO by default from the clearest one per prompt
-        (best vs worst), which keeps CPU training short and drops near-ties the judges broke arbitrarily."""
+    def usable(self, pairs: list) -> list:
+        """With `decisive_only`, drop pairs whose answers show the same behaviour (both refuse, both comply):
+        their order came from finer judge scores and a length heuristic, which taught the first reward
+        model nothing (chance accuracy). Human pairs carry no tiers and are always kept."""
+        return [p for p in pairs if p.decisive] if self.config.decisive_only else list(pairs)
+
+    def dpo_pairs(self, pairs: list) -> list:
+        """DPO learns from every usable pair, or by default from the clearest one per prompt (widest
+        behaviour gap, then rank gap), which keeps CPU training short. The reward model's held-out
+        prompts are used too: they are training-split prompts, held out only to score the reward model."""
+        pairs = self.usable(pairs)
         if self.config.pair_strategy == "all":
-            return train_pairs
+            return pairs
         best: dict[str, object] = {}
-        for p in train_pairs:
-            if p.record_id not in best or p.margin > best[p.record_id].margin:
+
+        def key(p) -> tuple[float, float]:
+            return (p.tier_gap or 0.0, p.margin)
+
+        for p in pairs:
+            if p.record_id not in best or key(p) > key(best[p.record_id]):
                 best[p.record_id] = p
         return list(best.values())
 
-    def optimise(self, train_pairs) -> Path:
+    def optimise(self, pairs) -> Path:
         from raipipe.posttrain.probe import ProbeSet
 
         probe = ProbeSet.from_seed(n_pairs=self.config.probe.n_pairs, split=self.config.probe.split)
@@ -134,7 +147,7 @@ class PostTrainPipeline:
             if not _done(target / "train_result.json"):
                 settings = self.config.dpo.model_copy(update={"output_dir": target, "model": self.config.model,
                                                               "overwrite": True})
-                result = train_dpo(self.dpo_pairs(train_pairs), settings, probe=probe)
+                result = train_dpo(self.dpo_pairs(pairs), settings, probe=probe)
                 (target / "train_result.json").write_text(result.model_dump_json(indent=2))
             return target
         return self._grpo(probe)
@@ -193,7 +206,7 @@ class PostTrainPipeline:
         self.rank(batch_id)
         train, heldout = self.pairs(batch_id)
         rm = self.reward_model(train, heldout)
-        run_dir = self.optimise(train)
+        run_dir = self.optimise(train + heldout)
         selection = self.select(run_dir)
         model_dir = self.export(selection, run_dir)
         from raipipe.posttrain.report import write_posttrain_report

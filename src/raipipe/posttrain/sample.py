@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
@@ -20,6 +21,7 @@ from raipipe.data.records import PromptRecord, Split
 from raipipe.data.specs import resolve_dataset
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.loader import PolicyPack, load_pack
+from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 
 console = Console(stderr=True)
@@ -38,6 +40,10 @@ class SampleSettings(BaseModel):
     seed: int = 0
     chunk_size: int = Field(default=32, ge=1)
     safety_system_prompt: str | None = Field(default=None, description="default: derived from the policy pack")
+    policy_refusal: bool = Field(
+        default=True, description="add one policy-written refusal per prompt (origin policy-template-refusal): "
+        "preferred on harmful prompts, dispreferred on their benign look-alikes")
+    refusal_templates: Path | None = Field(default=None, description="templates YAML; default: the shipped one")
 
 
 def safety_system_prompt(pack: PolicyPack) -> str:
@@ -70,10 +76,13 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
     pack = pack or load_pack()
     records = trainable_records(settings.dataset, settings.limit, settings.seed)
     system = settings.safety_system_prompt or safety_system_prompt(pack)
+    templates, templates_digest = (load_templates(settings.refusal_templates) if settings.policy_refusal
+                                   else (None, None))
     manifest = {
         "model": model.model_id, "dataset": settings.dataset, "dataset_hash": dataset_hash(records),
-        "settings": settings.model_dump(), "system_prompt": system if settings.distilled_samples else None,
+        "settings": settings.model_dump(mode="json"), "system_prompt": system if settings.distilled_samples else None,
         "policy_pack": pack.ref, "policy_versions": pack.versions(),
+        **({"refusal_templates_digest": templates_digest} if templates else {}),
     }
     batch_id = batch_id_for(manifest)
     with sessions.begin() as s:
@@ -99,6 +108,9 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
                                           seed=settings.seed + start + (k if sys_prompt else 0))
                 for i, texts in enumerate(model.generate(convs, params)):
                     outs[i] += [(origin, t) for t in texts]
+            if templates:
+                for i, r in enumerate(chunk):
+                    outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar)))
             with sessions.begin() as s:
                 for r, cands in zip(chunk, outs, strict=True):
                     for idx, (origin, text) in enumerate(cands):
