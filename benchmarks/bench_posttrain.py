@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+
+from raipipe.posttrain.report import before_after_table
 
 
 def main() -> None:
@@ -28,24 +29,7 @@ def main() -> None:
 
     out = Path(yaml.safe_load(Path(args.config).read_text())["out"])
     s = json.loads((out / "posttrain_summary.json").read_text())
-    sel = s["selection"]
-    base = sel["baseline"]
-    chosen = next((c for c in sel["candidates"] if c["name"] == sel["chosen"]), base)
-
-    def fmt(r: dict) -> str:
-        return f"{r['rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}] n={r['n']}"
-
-    rel = 1 - chosen["violation"]["rate"] / base["violation"]["rate"] if base["violation"]["rate"] else 0.0
-    dover = chosen["over_refusal"]["rate"] - base["over_refusal"]["rate"]
-    table = Table(title=f"raipipe posttrain ({args.config}), judge {sel['context']['judge']}")
-    for col in ("measure", "baseline", f"selected ({sel['chosen']})", "change", "goal"):
-        table.add_column(col)
-    table.add_row("violation rate (seed test, harmful)", fmt(base["violation"]), fmt(chosen["violation"]),
-                  f"{rel:+.0%} relative reduction", ">= 50 % reduction")
-    table.add_row("over-refusal rate (seed test, benign)", fmt(base["over_refusal"]), fmt(chosen["over_refusal"]),
-                  f"{dover * 100:+.1f} points", "<= +5 points")
-    table.add_row("wall time (this invocation)", "", f"{wall / 60:.1f} min", "", "<= 30 min on 2 cores")
-    Console().print(table)
+    Console().print(before_after_table(s, f"raipipe posttrain ({args.config})", wall_seconds=wall))
     if s.get("reward_model"):
         a = s["reward_model"]["heldout_pairwise_accuracy"]
         Console().print(f"reward model held-out pairwise accuracy {a['rate']:.1%} [{a['low']:.1%}, {a['high']:.1%}] "

@@ -192,3 +192,20 @@ def test_tier_gap_marks_behaviour_differing_pairs_decisive():
 def test_human_pairs_have_no_tiers_and_stay_decisive():
     out = expand_rankings([_rank(1, [2, 1])], CANDS)
     assert out.pairs[0].tier_gap is None and out.pairs[0].decisive
+
+
+def test_training_pairs_decisive_filter_and_best_vs_worst():
+    from raipipe.posttrain.pairs import training_pairs
+
+    ranks = [_ai_rank(1, [1, 2, 3, 4], {1: 0, 2: 0, 3: 1, 4: 2}),
+             _ai_rank(2, [5, 6], {5: 0, 6: 0}, record="r2")]
+    cands = CANDS + [_cand(5, record="r2"), _cand(6, record="r2")]
+    pairs = expand_rankings(ranks, cands).pairs
+    assert len(pairs) == 7
+    decisive = training_pairs(pairs)
+    assert len(decisive) == 5 and all(p.record_id == "r1" and p.tier_gap > 0 for p in decisive)
+    assert len(training_pairs(pairs, decisive_only=False)) == 7
+    (best,) = training_pairs(pairs, strategy="best-vs-worst")
+    assert (best.chosen_id, best.rejected_id, best.tier_gap) == (1, 4, 2)
+    with pytest.raises(ValueError, match="pair strategy"):
+        training_pairs(pairs, strategy="random")

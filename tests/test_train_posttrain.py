@@ -55,7 +55,8 @@ def dpo_run(tmp_path_factory, refusal_judge):
     probe = ProbeCallback(ProbeSet.from_seed(n_pairs=2), out / "curves.jsonl", every=1, max_new_tokens=8,
                           judge=refusal_judge)
     settings = DPOSettings(output_dir=out, max_steps=2, batch_size=2, grad_accum=1, save_steps=1,
-                           max_length=96, learning_rate=5e-3, lora={"r": 4, "alpha": 8})
+                           max_length=96, learning_rate=5e-3, lora={"r": 4, "alpha": 8},
+                           loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5])
     t0 = time.perf_counter()
     result = train_dpo(_tiny_pairs(), settings, probe=probe, lineage_extra={"note": "test"})
     print(f"\nDPO: {result.seconds_per_step:.2f} s/step (probe excluded), {time.perf_counter() - t0:.1f} s total")
@@ -217,3 +218,13 @@ def test_dpo_accepts_preference_pairs_and_records_ai_feedback():
     assert pair_rows([pair])[0]["rejected"] == [{"role": "assistant", "content": "bad"}]
     meta = _pair_meta([pair])
     assert meta["ai_feedback_pairs"] == 1 and meta["rater_kinds"] == {"ai": 1} and meta["sample_batches"] == ["b7"]
+
+
+def test_dpo_loss_weights_must_match_losses():
+    from pydantic import ValidationError
+
+    from raipipe.posttrain.dpo import DPOSettings
+
+    with pytest.raises(ValidationError, match="loss_weights has 1 entries for 2 loss_type"):
+        DPOSettings(loss_type=["sigmoid", "sft"], loss_weights=[1.0])
+    assert DPOSettings(loss_type="ipo", loss_weights=[1.0]).loss_type == "ipo"

@@ -31,7 +31,12 @@ def run_all(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
     except NeedsHumanRankings as exc:
         console.print(f"[yellow]{exc}[/]")
         raise typer.Exit(3) from exc
+    from raipipe.posttrain.report import before_after_table
+
     sel = summary["selection"]
+    console.print(before_after_table(summary, "raipipe posttrain"))
+    if summary.get("independence"):
+        console.print(f"[yellow]{summary['independence']}[/]")
     console.print(f"selected {sel['chosen']}: " + " ".join(sel["reasons"]))
     console.print(f"report: {Path(summary['config']['out']) / 'report.html'}")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from raipipe.posttrain.lora import (
     DEFAULT_MODEL,
@@ -49,6 +49,9 @@ class DPOSettings(BaseModel):
     max_length: int = Field(default=512, ge=16, description="prompt + answer tokens kept (answers cut at the end)")
     max_prompt_length: int = Field(default=256, ge=8,
                                    description="pairs whose templated prompt is longer are left out (counted)")
+    precompute_ref_log_probs: bool = Field(
+        default=True, description="score every pair under the reference model once before training instead of "
+        "on every step: ~30 % faster per step on CPU when training runs more than one epoch")
     save_steps: int = Field(default=25, ge=1, description="save a checkpoint every N steps (and at the end)")
     save_only_model: bool = Field(default=True, description="skip optimizer state in checkpoints (no resume)")
     logging_steps: int = Field(default=1, ge=1, description="log loss and reward margins every N steps")
@@ -57,6 +60,13 @@ class DPOSettings(BaseModel):
     seed: int = Field(default=0, description="seeds LoRA init, data order and dropout")
     policy_pack: str | None = Field(default=None, description="policy directory for lineage; default: shipped pack")
     lora: LoraSettings = Field(default_factory=LoraSettings)
+
+    @model_validator(mode="after")
+    def _weights_match_losses(self) -> DPOSettings:
+        if self.loss_weights is not None and len(self.loss_weights) != len(_as_list(self.loss_type)):
+            raise ValueError(f"loss_weights has {len(self.loss_weights)} entries for "
+                             f"{len(_as_list(self.loss_type))} loss_type(s) {_as_list(self.loss_type)}")
+        return self
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -144,7 +154,8 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
                            logging_steps=settings.logging_steps, save_only_model=settings.save_only_model),
         beta=settings.beta, loss_type=_as_list(settings.loss_type), loss_weights=settings.loss_weights,
         max_length=settings.max_length,
-        dataset_num_proc=None,
+        dataset_num_proc=None, precompute_ref_log_probs=settings.precompute_ref_log_probs,
+        precompute_ref_batch_size=4 * settings.batch_size,
     )
     trainer = DPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tok,

@@ -224,6 +224,30 @@ def pairs_from_store(sessions, batch_id: str, rater_kinds: set[str] | None = Non
     return out
 
 
+def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
+                   strategy: Literal["best-vs-worst", "all"] = "all") -> list[PreferencePair]:
+    """The pairs a trainer learns from.
+
+    `decisive_only` drops pairs whose answers show the same behaviour (both refuse, both comply): the
+    judges ordered those by finer scores and a length heuristic, which taught the first reward model
+    nothing (chance accuracy). Human pairs carry no tiers and are kept. `best-vs-worst` keeps the
+    clearest pair per prompt (widest behaviour gap, then rank gap), which keeps CPU training short."""
+    kept = [p for p in pairs if p.decisive] if decisive_only else list(pairs)
+    if strategy == "all":
+        return kept
+    if strategy != "best-vs-worst":
+        raise ValueError(f"pair strategy must be 'best-vs-worst' or 'all', got {strategy!r}")
+    best: dict[str, PreferencePair] = {}
+
+    def key(p: PreferencePair) -> tuple[float, float]:
+        return (p.tier_gap or 0.0, p.margin)
+
+    for p in kept:
+        if p.record_id not in best or key(p) > key(best[p.record_id]):
+            best[p.record_id] = p
+    return list(best.values())
+
+
 def split_pairs(
     pairs: Sequence[PreferencePair], heldout_fraction: float = 0.2, seed: int = 0
 ) -> tuple[list[PreferencePair], list[PreferencePair]]:

@@ -107,34 +107,21 @@ class PostTrainPipeline:
         if _done(target / "metrics.json"):
             return json.loads((target / "metrics.json").read_text())
         cfg = self.config.reward_model.model_copy(update={"output_dir": target})
-        train, heldout = self.usable(train), self.usable(heldout)
+        from raipipe.posttrain.pairs import training_pairs
+
+        train = training_pairs(train, self.config.decisive_only)
+        heldout = training_pairs(heldout, self.config.decisive_only)
         result = train_reward_model(train, heldout, cfg, lineage={"policy_pack": self.pack.ref,
                                                                   "policy_versions": self.pack.versions()})
         console.print(f"reward model: held-out pairwise accuracy {result.heldout_accuracy.fmt()}")
         return json.loads((target / "metrics.json").read_text())
 
-    def usable(self, pairs: list) -> list:
-        """With `decisive_only`, drop pairs whose answers show the same behaviour (both refuse, both comply):
-        their order came from finer judge scores and a length heuristic, which taught the first reward
-        model nothing (chance accuracy). Human pairs carry no tiers and are always kept."""
-        return [p for p in pairs if p.decisive] if self.config.decisive_only else list(pairs)
-
     def dpo_pairs(self, pairs: list) -> list:
-        """DPO learns from every usable pair, or by default from the clearest one per prompt (widest
-        behaviour gap, then rank gap), which keeps CPU training short. The reward model's held-out
-        prompts are used too: they are training-split prompts, held out only to score the reward model."""
-        pairs = self.usable(pairs)
-        if self.config.pair_strategy == "all":
-            return pairs
-        best: dict[str, object] = {}
+        """Every usable pair or the clearest per prompt. The reward model's held-out prompts are used
+        too: they are training-split prompts, held out only to score the reward model."""
+        from raipipe.posttrain.pairs import training_pairs
 
-        def key(p) -> tuple[float, float]:
-            return (p.tier_gap or 0.0, p.margin)
-
-        for p in pairs:
-            if p.record_id not in best or key(p) > key(best[p.record_id]):
-                best[p.record_id] = p
-        return list(best.values())
+        return training_pairs(pairs, self.config.decisive_only, self.config.pair_strategy)
 
     def optimise(self, pairs) -> Path:
         from raipipe.posttrain.probe import ProbeSet
