@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench browser clean
+.PHONY: install demo demo-clean test lint bench browser clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -20,10 +20,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Baseline two-sided evaluation of the embedded model on the seed test split.
+# The main job on the embedded model: post-training with the default config (about 30 min on 2 cores),
+# which evaluates the baseline and every checkpoint on the seed test split and prints before/after.
+# Rerunning resumes; `make demo-clean` starts over.
 demo: $(STAMP)
-	$(BIN)/raipipe eval --model embedded:smollm2 --dataset seed:test --judge refusal \
-		--store out/demo/raipipe.db --out out/demo
+	$(BIN)/raipipe posttrain --config configs/posttrain-default.yaml
+
+demo-clean:
+	rm -rf out/posttrain
 
 # Debian's Chromium for the real-browser tests of the ranking page (Playwright drives it).
 browser:

@@ -1,0 +1,34 @@
+"""The shipped post-training configs parse (typed, extra keys forbidden) and keep the issue's guarantees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raipipe.policy.loader import PolicyError
+from raipipe.posttrain.config import PostTrainConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["posttrain-default.yaml", "posttrain-smoke.yaml"])
+def test_shipped_configs_load(name):
+    cfg = PostTrainConfig.load(CONFIGS / name)
+    assert cfg.model == "embedded:smollm2" and cfg.sample.dataset == "seed:train"
+    assert cfg.sample.num_samples - cfg.sample.distilled_samples >= 2 and cfg.sample.temperature > 0
+    assert cfg.select.datasets == ["seed:test"] and cfg.rank.mode == "ai"
+    assert cfg.dpo.lora.full_finetune is False  # LoRA by default
+
+
+def test_default_config_is_the_measured_one():
+    cfg = PostTrainConfig.load(CONFIGS / "posttrain-default.yaml")
+    assert cfg.sample.num_samples == 4 and cfg.sample.policy_refusal and cfg.decisive_only
+    assert cfg.dpo.loss_type == ["sigmoid", "sft"] and len(cfg.dpo.loss_weights or []) == 2
+
+
+def test_unknown_key_names_file_line_and_field(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("model: embedded:smollm2\ndpo: {epochs: 1, learnin_rate: 0.1}\n")
+    with pytest.raises(PolicyError, match=r"c\.yaml:2: field 'dpo\.learnin_rate'"):
+        PostTrainConfig.load(bad)
