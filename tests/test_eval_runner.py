@@ -91,7 +91,7 @@ def test_kill_9_then_resume_without_redoing_or_duplicating(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(json.dumps({
         "model": "embedded:smollm2", "datasets": [str(data)], "store": str(db), "out": str(tmp_path / "o"),
-        "chunk_size": 4, "params": {"max_new_tokens": 6},
+        "chunk_size": 2, "params": {"max_new_tokens": 12},  # small chunks: the kill lands mid-run
     }))
     cmd = [sys.executable, "-m", "raipipe", "eval", "--config", str(cfg)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -100,7 +100,7 @@ def test_kill_9_then_resume_without_redoing_or_duplicating(tmp_path):
     while time.time() < deadline:
         if db.exists() and _count(db, ItemRow) >= 8:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = _count(db, ItemRow)

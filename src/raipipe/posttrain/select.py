@@ -96,6 +96,11 @@ def _pct(r: Rate) -> str:
     return r.fmt()
 
 
+def _named(word: str, name: str) -> str:
+    """'Baseline' for the default name, 'Baseline base-v2' otherwise (no 'baseline baseline')."""
+    return word if name.lower() == word.lower() else f"{word} {name}"
+
+
 def choose(baseline: CandidateMetrics, candidates: Sequence[CandidateMetrics],
            rule: SelectionRule | None = None) -> Selection:
     """Apply the two-sided rule to already-measured numbers (no model involved)."""
@@ -123,11 +128,11 @@ def choose(baseline: CandidateMetrics, candidates: Sequence[CandidateMetrics],
         if ok:
             eligible.append(c)
     reasons = [rule.describe(),
-               f"Baseline {baseline.name}: violations {_pct(base_v)}, over-refusal {_pct(base_o)}; "
+               f"{_named('Baseline', baseline.name)}: violations {_pct(base_v)}, over-refusal {_pct(base_o)}; "
                f"over-refusal bound {bound:.1%}."]
     reasons += [f"{v.name}: {'eligible' if v.eligible else 'not eligible'} — {v.reason}." for v in verdicts]
     if not eligible:
-        reasons.append(f"No checkpoint qualified, so the baseline {baseline.name} is kept.")
+        reasons.append(f"No checkpoint qualified, so the {_named('baseline', baseline.name)} is kept.")
         best = baseline
     else:
         def key(c: CandidateMetrics) -> tuple[float, float, float]:
