@@ -99,6 +99,7 @@ class PostTrainPipeline:
         return train, heldout
 
     def reward_model(self, train, heldout):
+        from raipipe.posttrain.pairs import training_pairs
         from raipipe.posttrain.reward_model import train_reward_model
 
         target = self.out / "reward_model"
@@ -107,8 +108,6 @@ class PostTrainPipeline:
         if _done(target / "metrics.json"):
             return json.loads((target / "metrics.json").read_text())
         cfg = self.config.reward_model.model_copy(update={"output_dir": target})
-        from raipipe.posttrain.pairs import training_pairs
-
         train = training_pairs(train, self.config.decisive_only)
         heldout = training_pairs(heldout, self.config.decisive_only)
         result = train_reward_model(train, heldout, cfg, lineage={"policy_pack": self.pack.ref,

@@ -10,7 +10,6 @@ and the template file's digest, so they are never mistaken for the model's own s
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -60,18 +59,12 @@ def default_templates_path() -> Path:
     return Path(str(resources.files("raipipe.resources") / "posttrain" / "refusal_templates.yaml"))
 
 
-@lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> tuple[RefusalTemplates, str]:
-    from raipipe.policy.loader import parse_yaml_model
-
-    p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    return parse_yaml_model(p, RefusalTemplates, text), hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def load_templates(path: Path | str | None = None) -> tuple[RefusalTemplates, str]:
     """The templates and their content digest (recorded in the sample batch manifest)."""
+    from raipipe.policy.loader import parse_yaml_model
+
     p = Path(path) if path else default_templates_path()
     if not p.is_file():
         raise FileNotFoundError(f"refusal templates {p} do not exist")
-    return _load(str(p.resolve()), p.stat().st_mtime)
+    text = p.read_text(encoding="utf-8")
+    return parse_yaml_model(p, RefusalTemplates, text), hashlib.sha256(text.encode()).hexdigest()[:16]

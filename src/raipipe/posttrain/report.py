@@ -15,21 +15,17 @@ from raipipe.report.html import pct, two_sided_table
 from raipipe.report.plots import compare_bars, curves_plot
 
 
-def _per_pillar(sessions, run_id: str | None, judge_id: str):
-    if not run_id:
-        return None
-    return summarise(load_scored_items(sessions, run_id, judge_id))
+def _items(sessions, run_id: str | None, judge_id: str):
+    return load_scored_items(sessions, run_id, judge_id) if run_id else None
 
 
-def _paired(sessions, selection, chosen, judge_id: str) -> dict | None:
+def _paired(before_items, after_items, same_model: bool) -> dict | None:
     """Exact McNemar on the prompts both models answered: the honest test of 'fewer violations'."""
     from raipipe.evaluate.compare import compare_items
 
-    if chosen is selection.baseline or not (selection.baseline.run_id and chosen.run_id):
+    if same_model or before_items is None or after_items is None:
         return None
-    tests = compare_items(load_scored_items(sessions, selection.baseline.run_id, judge_id),
-                          load_scored_items(sessions, chosen.run_id, judge_id))
-    return {k: v.model_dump(mode="json") for k, v in tests.items()}
+    return {k: v.model_dump(mode="json") for k, v in compare_items(before_items, after_items).items()}
 
 
 def _training_data(sessions, batch_id: str, out: Path) -> dict:
@@ -56,8 +52,10 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
 
     judge_id = selection.context.get("judge", "")
     chosen = next((c for c in selection.candidates if c.name == selection.chosen), selection.baseline)
-    before = _per_pillar(pipe.sessions, selection.baseline.run_id, judge_id)
-    after = _per_pillar(pipe.sessions, chosen.run_id, judge_id)
+    before_items = _items(pipe.sessions, selection.baseline.run_id, judge_id)
+    after_items = _items(pipe.sessions, chosen.run_id, judge_id)
+    before = summarise(before_items) if before_items is not None else None
+    after = summarise(after_items) if after_items is not None else None
     curves_file = run_dir / "curves.jsonl"
     curves = read_curves(curves_file) if curves_file.exists() else []
     cfg = pipe.config
@@ -74,7 +72,7 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "curves": curves,
         "model_dir": str(model_dir) if model_dir else None,
         "policy_pack": pipe.pack.ref,
-        "paired_test": _paired(pipe.sessions, selection, chosen, judge_id),
+        "paired_test": _paired(before_items, after_items, same_model=chosen is selection.baseline),
         "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out)),
         "independence": (
             f"The judge that scored these evaluations ({judge_id}) also produced the AI-feedback rankings the "
