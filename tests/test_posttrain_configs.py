@@ -32,3 +32,25 @@ def test_unknown_key_names_file_line_and_field(tmp_path):
     bad.write_text("model: embedded:smollm2\ndpo: {epochs: 1, learnin_rate: 0.1}\n")
     with pytest.raises(PolicyError, match=r"c\.yaml:2: field 'dpo\.learnin_rate'"):
         PostTrainConfig.load(bad)
+
+
+def test_pair_weights_are_validated_with_file_and_field(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("model: embedded:smollm2\npair_weights: {'benign:es': 2, 'harmless': 2}\n")
+    with pytest.raises(PolicyError, match=r"c\.yaml.*pair_weights.*label must be 'harmful' or 'benign'"):
+        PostTrainConfig.load(bad)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("pair_weights: {'benign:es': 2, harmful: 1}\n")
+    assert PostTrainConfig.load(ok).pair_weights == {"benign:es": 2, "harmful": 1}
+
+
+def test_selection_judge_is_configurable():
+    from raipipe.judges.llm_judge import RubricJudge
+    from raipipe.judges.refusal import RefusalJudge
+
+    assert isinstance(PostTrainConfig().select.build_judge(), RefusalJudge)
+    cfg = PostTrainConfig.model_validate({"select": {"judge": "rubric", "judge_model": "openai:judge-7b@http://127.0.0.1:9/v1"}})
+    judge = cfg.select.build_judge()
+    assert isinstance(judge, RubricJudge) and judge.judge_id.startswith("rubric:openai:judge-7b@")
+    with pytest.raises(ValueError, match="unknown judge"):
+        PostTrainConfig.model_validate({"select": {"judge": "oracle"}}).select.build_judge()

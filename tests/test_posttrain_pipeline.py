@@ -16,7 +16,7 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     cfg = {
         "model": "embedded:smollm2", "out": str(out),
         "sample": {"limit": 6, "num_samples": 3, "distilled_samples": 1, "max_new_tokens": 12},
-        "rank": {"mode": "ai"},
+        "rank": {"mode": "ai"}, "pair_weights": {"benign": 2},
         "reward_model": {"output_dir": str(out / "reward_model"), "epochs": 1, "max_steps": 2, "batch_size": 4},
         "dpo": {"max_steps": 2, "save_steps": 1, "batch_size": 2, "grad_accum": 1, "eval_every": 1,
                 "max_length": 128, "probe_max_new_tokens": 8},
@@ -37,6 +37,9 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     lineage = json.loads((out / "pairs" / "lineage.json").read_text())
     assert lineage["policy_pack"].startswith("raipipe-default@")
     assert "<svg" in (out / "report.html").read_text()
+    trained = summary["training_data"]["trained_on"]  # label:language -> pairs DPO saw, after pair weights
+    assert trained and all(n % 2 == 0 for k, n in trained.items() if k.startswith("benign:"))
+    assert "refusal" in summary["independence"]  # the refusal judge ranked and evaluated: flagged
     if not sel["kept_baseline"]:
         assert (out / "model" / "merged" / "config.json").exists()
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from raipipe.models.base import ChatModel
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
-from raipipe.posttrain.sample import DISTILLED, PLAIN, SampleSettings, sample_candidates
+from raipipe.posttrain.sample import DISTILLED, GREEDY, PLAIN, SampleSettings, batch_id_for, sample_candidates
 from raipipe.store.db import open_store
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 
@@ -27,7 +27,8 @@ class Scripted(ChatModel):
     def generate(self, conversations, params):
         self.calls += 1
         sys = "sys:" if conversations[0][0].role == "system" else ""
-        return [[f"{sys}answer {k} to {c[-1].content[:20]}" for k in range(params.num_return_sequences)]
+        how = "greedy" if params.temperature == 0 else "answer"
+        return [[f"{sys}{how} {k} to {c[-1].content[:20]}" for k in range(params.num_return_sequences)]
                 for c in conversations]
 
 
@@ -63,3 +64,21 @@ def test_policy_refusal_can_be_switched_off(tmp_path):
     with sessions() as s:
         cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
     assert {c.origin for c in cands} == {PLAIN} and len(cands) == 8
+
+
+def test_greedy_candidate_is_added_and_old_batches_keep_their_id(tmp_path):
+    sessions = open_store(str(tmp_path / "s.db"))
+    settings = SampleSettings(limit=4, num_samples=2, distilled_samples=0, greedy_sample=True)
+    batch = sample_candidates(Scripted(), settings, sessions)
+    with sessions() as s:
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
+        manifest = s.get(SampleBatch, batch).manifest
+    assert Counter(c.origin for c in cands) == {PLAIN: 8, GREEDY: 4, TEMPLATE_ORIGIN: 4}
+    assert all(c.text.startswith("greedy 0 to ") for c in cands if c.origin == GREEDY)
+    assert manifest["settings"]["greedy_sample"] is True
+    # The option is left out of the manifest while off, so batches sampled before it existed keep their id.
+    off = SampleSettings(limit=4, num_samples=2, distilled_samples=0)
+    other = sample_candidates(Scripted(), off, sessions)
+    with sessions() as s:
+        manifest_off = s.get(SampleBatch, other).manifest
+    assert "greedy_sample" not in manifest_off["settings"] and other != batch == batch_id_for(manifest)

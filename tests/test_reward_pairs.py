@@ -20,9 +20,10 @@ from raipipe.posttrain.pairs import (
 )
 
 
-def _cand(cid, record="r1", text=None, label="harmful", batch="b1"):
+def _cand(cid, record="r1", text=None, label="harmful", batch="b1", language="en"):
     return SimpleNamespace(id=cid, batch_id=batch, record_id=record, prompt=f"prompt of {record}", label=label,
-                           policy_id="safety.fraud-crime", text=text if text is not None else f"answer {cid}")
+                           policy_id="safety.fraud-crime", text=text if text is not None else f"answer {cid}",
+                           language=language)
 
 
 def _rank(rid, order, rater="h1", kind="human", record="r1", batch="b1"):
@@ -209,3 +210,57 @@ def test_training_pairs_decisive_filter_and_best_vs_worst():
     assert (best.chosen_id, best.rejected_id, best.tier_gap) == (1, 4, 2)
     with pytest.raises(ValueError, match="pair strategy"):
         training_pairs(pairs, strategy="random")
+
+
+def test_pairs_carry_language_and_weights_repeat_by_label_and_language():
+    from raipipe.posttrain.pairs import weight_pairs
+
+    cands = [_cand(1, "r1"), _cand(2, "r1"),
+             _cand(3, "r2", label="benign", language="es"), _cand(4, "r2", label="benign", language="es"),
+             _cand(5, "r3", label="benign"), _cand(6, "r3", label="benign")]
+    ranks = [_rank(1, [1, 2]), _rank(2, [3, 4], record="r2"), _rank(3, [5, 6], record="r3")]
+    pairs = expand_rankings(ranks, cands).pairs
+    assert {p.record_id: p.language for p in pairs} == {"r1": "en", "r2": "es", "r3": "en"}
+    weighted = weight_pairs(pairs, {"benign:es": 3, "benign": 2, "harmful": 0})
+    assert [p.record_id for p in weighted].count("r2") == 3  # the most specific key wins
+    assert [p.record_id for p in weighted].count("r3") == 2
+    assert "r1" not in [p.record_id for p in weighted]  # weight 0 leaves a group out
+    assert weight_pairs(pairs, {}) == pairs
+    with pytest.raises(PairsError, match="label must be 'harmful' or 'benign'"):
+        weight_pairs(pairs, {"benigne:es": 2})
+    with pytest.raises(PairsError, match="whole number"):
+        weight_pairs(pairs, {"benign": 1.5})
+
+
+def test_pairs_without_language_still_load(tmp_path):
+    line = PreferencePair(prompt="p", chosen="a", rejected="b", margin=1, record_id="r", label="benign",
+                          rater_kinds=["human"], batch_id="b").model_dump(mode="json")
+    line.pop("language")
+    f = tmp_path / "old.jsonl"
+    f.write_text(json.dumps(line) + "\n")
+    (pair,) = read_pairs_jsonl(f)
+    assert pair.language is None
+
+
+def test_greedy_anchored_pairs_target_the_greedy_answer():
+    from raipipe.posttrain.pairs import GREEDY_ORIGIN, training_pairs
+
+    def cand(cid, record, origin, label="harmful"):
+        c = _cand(cid, record, label=label)
+        c.origin = origin
+        return c
+
+    # r1 (harmful): greedy answer 3 complies -> it must be the rejected side, the refusal 1 the chosen.
+    # r2 (benign): greedy answer 6 complies -> it is the chosen side against the refusal 5.
+    cands = [cand(1, "r1", "policy-template-refusal"), cand(2, "r1", "policy-model"), cand(3, "r1", GREEDY_ORIGIN),
+             cand(4, "r2", "policy-model", "benign"), cand(5, "r2", "policy-template-refusal", "benign"),
+             cand(6, "r2", GREEDY_ORIGIN, "benign"), cand(7, "r3", "policy-model"), cand(8, "r3", "policy-model")]
+    ranks = [_ai_rank(1, [1, 2, 3], {1: 0, 2: 2, 3: 2}), _ai_rank(2, [4, 6, 5], {4: 0, 6: 0, 5: 2}, record="r2"),
+             _ai_rank(3, [7, 8], {7: 0, 8: 2}, record="r3")]
+    pairs = expand_rankings(ranks, cands).pairs
+    assert {(p.chosen_origin, p.rejected_origin) for p in pairs if p.record_id == "r1"} >= {
+        ("policy-template-refusal", GREEDY_ORIGIN)}
+    got = {p.record_id: (p.chosen_id, p.rejected_id) for p in training_pairs(pairs, strategy="greedy-anchored")}
+    assert got == {"r1": (1, 3), "r2": (6, 5), "r3": (7, 8)}  # r3 has no greedy answer: best-vs-worst
+    bvw = {p.record_id: (p.chosen_id, p.rejected_id) for p in training_pairs(pairs, strategy="best-vs-worst")}
+    assert bvw["r2"] == (4, 5)  # best-vs-worst would have ignored the greedy answer

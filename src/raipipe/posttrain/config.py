@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from raipipe.posttrain.dpo import DPOSettings
 from raipipe.posttrain.grpo import GRPOSettings
+from raipipe.posttrain.pairs import PairStrategy
 from raipipe.posttrain.reward import RewardConfig
 from raipipe.posttrain.reward_model import RewardModelConfig
 from raipipe.posttrain.sample import SampleSettings
@@ -38,6 +39,16 @@ class SelectSettings(BaseModel):
     rule: SelectionRule = Field(default_factory=SelectionRule)
     max_new_tokens: int = Field(default=64, ge=8)
     limit: int | None = Field(default=None, description="records per dataset (pairs kept together)")
+    judge: str = Field(default="refusal", description="registered judge that scores the evaluations: 'refusal' "
+                       "(embedded classifier) or 'rubric' (an LLM judge, see judge_model)")
+    judge_model: str | None = Field(default=None, description="backend spec of the rubric judge, e.g. an "
+                                    "OpenAI-compatible endpoint; a judge other than the ranking one keeps the "
+                                    "after-numbers independent of the training signal")
+
+    def build_judge(self):
+        from raipipe.judges.base import load_judge
+
+        return load_judge(self.judge, model=self.judge_model) if self.judge_model else load_judge(self.judge)
 
 
 class PostTrainConfig(BaseModel):
@@ -47,11 +58,15 @@ class PostTrainConfig(BaseModel):
     store: str | None = Field(default=None, description="SQLite path / SQLAlchemy URL; default OUT/raipipe.db")
     algorithm: Literal["dpo", "grpo"] = "dpo"
     heldout_fraction: float = Field(default=0.2, gt=0, lt=1, description="pairs held out for the reward model")
-    pair_strategy: Literal["best-vs-worst", "all"] = Field(
-        default="best-vs-worst", description="DPO pairs per prompt: the widest-margin pair, or every ranked pair")
+    pair_strategy: PairStrategy = Field(
+        default="best-vs-worst", description="DPO pairs per prompt: the widest-margin pair, the widest-margin pair "
+        "containing the model's greedy answer (needs sample.greedy_sample), or every ranked pair")
     decisive_only: bool = Field(
         default=True, description="reward model and DPO learn only from pairs whose answers differ in behaviour "
         "(refuse vs comply); same-behaviour pairs ordered by finer scores are left out (human pairs are kept)")
+    pair_weights: dict[str, int] = Field(
+        default_factory=dict, description="DPO pair repeats by prompt label or label:language, e.g. "
+        "{'benign:es': 2}; unnamed pairs count once (TRL has no per-example weights)")
     train_reward_model: bool = Field(default=True, description="train the auxiliary Bradley–Terry reward model")
     sample: SampleSettings = Field(default_factory=SampleSettings)
     rank: RankSettings = Field(default_factory=RankSettings)
@@ -63,6 +78,18 @@ class PostTrainConfig(BaseModel):
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     select: SelectSettings = Field(default_factory=SelectSettings)
+
+    @field_validator("pair_weights")
+    @classmethod
+    def _check_pair_weights(cls, v: dict[str, int]) -> dict[str, int]:
+        from raipipe.posttrain.pairs import pair_weight_key_error
+
+        for key, w in v.items():
+            if err := pair_weight_key_error(key):
+                raise ValueError(err)
+            if w < 0:
+                raise ValueError(f"{key!r}: weight must be >= 0, got {w}")
+        return v
 
     @property
     def store_url(self) -> str:

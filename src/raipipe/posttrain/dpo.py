@@ -113,7 +113,9 @@ def _pair_meta(pairs: list[Any]) -> dict[str, Any]:
             "ai_feedback_pairs": sum("ai" in [str(getattr(k, "value", k)) for k in get(p, "rater_kinds") or []]
                                      for p in pairs),
             "sample_batches": sorted({str(get(p, "batch_id")) for p in pairs if get(p, "batch_id") is not None}),
-            "policies": dict(Counter(str(get(p, "policy_id")) for p in pairs if get(p, "policy_id")))}
+            "policies": dict(Counter(str(get(p, "policy_id")) for p in pairs if get(p, "policy_id"))),
+            "pair_mix": dict(sorted(Counter(f"{get(p, 'label')}:{get(p, 'language')}" for p in pairs
+                                            if get(p, "label") and get(p, "language")).items()))}
 
 
 def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=None,

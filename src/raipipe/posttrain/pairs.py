@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from raipipe.store.files import atomic_dir
 
 RaterKind = Literal["human", "ai"]
+GREEDY_ORIGIN = "policy-model-greedy"  # the model's greedy answer: what evaluation will see
+PairStrategy = Literal["best-vs-worst", "greedy-anchored", "all"]
 PAIRS_FILES = {"train": "train.jsonl", "heldout": "heldout.jsonl"}
 
 
@@ -42,12 +44,15 @@ class PreferencePair(BaseModel):
     record_id: str = Field(min_length=1, description="prompt record id; the unit of the train/held-out split")
     policy_id: str | None = Field(default=None, description="policy the prompt tests, if any")
     label: Literal["harmful", "benign"] = Field(description="label of the prompt")
+    language: str | None = Field(default=None, description="language of the prompt (pair weights can target it)")
     rater_kinds: list[RaterKind] = Field(min_length=1, description="kinds of the raters in the majority, sorted")
     batch_id: str = Field(description="sample batch the candidates came from")
     chosen_id: int | None = Field(default=None, description="candidate id of the chosen response")
     rejected_id: int | None = Field(default=None, description="candidate id of the rejected response")
     votes_for: int = Field(default=1, ge=1, description="raters who preferred chosen over rejected")
     votes_against: int = Field(default=0, ge=0, description="raters who preferred rejected over chosen")
+    chosen_origin: str | None = Field(default=None, description="how the chosen answer was produced (candidate origin)")
+    rejected_origin: str | None = Field(default=None, description="how the rejected answer was produced")
     tier_gap: float | None = Field(
         default=None, description="behaviour-tier gap (e.g. refuse vs comply on a harmful prompt) from the raters "
         "that gave tiers (AI feedback); 0 = same behaviour, order decided by finer scores; None = no tiers given")
@@ -92,6 +97,7 @@ class CandidateLike(Protocol):
     label: str
     policy_id: str | None
     text: str
+    language: str
 
 
 class RankingLike(Protocol):
@@ -185,6 +191,8 @@ def expand_rankings(
                 prompt=cw.prompt, chosen=cw.text, rejected=cl.text,
                 margin=sum(g for g, _ in majority) / len(majority),
                 record_id=cw.record_id, policy_id=cw.policy_id, label=cw.label,  # type: ignore[arg-type]
+                language=getattr(cw, "language", None),
+                chosen_origin=getattr(cw, "origin", None), rejected_origin=getattr(cl, "origin", None),
                 rater_kinds=sorted({k for _, k in majority}), batch_id=cw.batch_id,  # type: ignore[arg-type]
                 chosen_id=winner, rejected_id=loser, votes_for=len(majority), votes_against=against,
                 tier_gap=sum(gaps) / len(gaps) if gaps else None,
@@ -225,27 +233,63 @@ def pairs_from_store(sessions, batch_id: str, rater_kinds: set[str] | None = Non
 
 
 def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
-                   strategy: Literal["best-vs-worst", "all"] = "all") -> list[PreferencePair]:
+                   strategy: PairStrategy = "all") -> list[PreferencePair]:
     """The pairs a trainer learns from.
 
     `decisive_only` drops pairs whose answers show the same behaviour (both refuse, both comply): the
     judges ordered those by finer scores and a length heuristic, which taught the first reward model
     nothing (chance accuracy). Human pairs carry no tiers and are kept. `best-vs-worst` keeps the
-    clearest pair per prompt (widest behaviour gap, then rank gap), which keeps CPU training short."""
+    clearest pair per prompt (widest behaviour gap, then rank gap), which keeps CPU training short.
+    `greedy-anchored` keeps, per prompt, the clearest pair that contains the model's greedy answer:
+    chosen when the greedy answer already behaves as it should, rejected when it does not; so DPO
+    works on the behaviour evaluation sees and anchors what is already right. Prompts without a
+    greedy candidate fall back to best-vs-worst."""
     kept = [p for p in pairs if p.decisive] if decisive_only else list(pairs)
     if strategy == "all":
         return kept
-    if strategy != "best-vs-worst":
-        raise ValueError(f"pair strategy must be 'best-vs-worst' or 'all', got {strategy!r}")
-    best: dict[str, PreferencePair] = {}
+    if strategy not in ("best-vs-worst", "greedy-anchored"):
+        raise ValueError(f"pair strategy must be 'best-vs-worst', 'greedy-anchored' or 'all', got {strategy!r}")
 
     def key(p: PreferencePair) -> tuple[float, float]:
         return (p.tier_gap or 0.0, p.margin)
 
+    by_record: dict[str, list[PreferencePair]] = defaultdict(list)
     for p in kept:
-        if p.record_id not in best or key(p) > key(best[p.record_id]):
-            best[p.record_id] = p
-    return list(best.values())
+        by_record[p.record_id].append(p)
+    out = []
+    for group in by_record.values():
+        anchored = [p for p in group if GREEDY_ORIGIN in (p.chosen_origin, p.rejected_origin)]
+        out.append(max(anchored if strategy == "greedy-anchored" and anchored else group, key=key))
+    return out
+
+
+def pair_weight_key_error(key: str) -> str | None:
+    """Why a pair-weight key is malformed (None when fine): 'LABEL' or 'LABEL:LANGUAGE'."""
+    label, _, lang = key.partition(":")
+    if label not in ("harmful", "benign"):
+        return f"{key!r}: label must be 'harmful' or 'benign'"
+    if ":" in key and not lang.strip():
+        return f"{key!r}: empty language after ':'"
+    return None
+
+
+def weight_pairs(pairs: Iterable[PreferencePair], weights: Mapping[str, int]) -> list[PreferencePair]:
+    """Repeat pairs by their prompt's label and language: 'benign:es': 2 shows Spanish benign pairs twice.
+
+    TRL's trainers take no per-example weights, so a weight is a whole number of repeats; the most
+    specific key wins ('benign:es' over 'benign'), anything not named keeps weight 1. Why: on a small
+    model the refusal learned from harmful prompts spreads to the benign look-alikes of a language
+    the model understands poorly; repeating those benign pairs holds the over-refusal side there."""
+    for key, w in weights.items():
+        if err := pair_weight_key_error(key):
+            raise PairsError(f"pair weight {err}")
+        if not isinstance(w, int) or w < 0:
+            raise PairsError(f"pair weight {key!r}: must be a whole number >= 0, got {w!r}")
+    out: list[PreferencePair] = []
+    for p in pairs:
+        w = weights.get(f"{p.label}:{p.language}", weights.get(p.label, 1))
+        out.extend([p] * w)
+    return out
 
 
 def split_pairs(
@@ -279,9 +323,18 @@ def assert_disjoint(train: Iterable[PreferencePair], heldout: Iterable[Preferenc
         raise PairsError(f"{len(both)} record id(s) in both train and held-out pairs: {sorted(both)[:5]}")
 
 
+ADDED_FIELDS = frozenset({"language", "chosen_origin", "rejected_origin"})  # added after datasets were first written
+
+
+def _hash_line(p: PreferencePair) -> str:
+    unset = {f for f in ADDED_FIELDS if getattr(p, f) is None}
+    return p.model_dump_json(exclude=unset or None)
+
+
 def pairs_hash(pairs: Iterable[PreferencePair]) -> str:
-    """Order-independent content hash for lineage."""
-    lines = sorted(p.model_dump_json() for p in pairs)
+    """Order-independent content hash for lineage. A later-added field left unset is not hashed, so
+    pair datasets written before it existed still verify."""
+    lines = sorted(_hash_line(p) for p in pairs)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 

@@ -116,11 +116,12 @@ class PostTrainPipeline:
         return json.loads((target / "metrics.json").read_text())
 
     def dpo_pairs(self, pairs: list) -> list:
-        """Every usable pair or the clearest per prompt. The reward model's held-out prompts are used
-        too: they are training-split prompts, held out only to score the reward model."""
-        from raipipe.posttrain.pairs import training_pairs
+        """Every usable pair or the clearest per prompt, repeated by `pair_weights`. The reward model's
+        held-out prompts are used too: they are training-split prompts, held out only to score the reward model."""
+        from raipipe.posttrain.pairs import training_pairs, weight_pairs
 
-        return training_pairs(pairs, self.config.decisive_only, self.config.pair_strategy)
+        kept = training_pairs(pairs, self.config.decisive_only, self.config.pair_strategy)
+        return weight_pairs(kept, self.config.pair_weights)
 
     def optimise(self, pairs) -> Path:
         from raipipe.posttrain.probe import ProbeSet
@@ -173,6 +174,7 @@ class PostTrainPipeline:
         sel = self.config.select
         return select_checkpoint(run_dir, datasets=sel.datasets, out=path, rule=sel.rule,
                                  baseline_model=self.config.model, store=self.config.store_url,
+                                 judge=sel.build_judge(),
                                  params=GenerationParams(max_new_tokens=sel.max_new_tokens), limit=sel.limit)
 
     def export(self, selection, run_dir: Path) -> Path | None:

@@ -28,8 +28,9 @@ def _paired(before_items, after_items, same_model: bool) -> dict | None:
     return {k: v.model_dump(mode="json") for k, v in compare_items(before_items, after_items).items()}
 
 
-def _training_data(sessions, batch_id: str, out: Path) -> dict:
-    """What the optimiser learned from: candidates by origin and label, and the pair counts."""
+def _training_data(sessions, batch_id: str, out: Path, run_dir: Path) -> dict:
+    """What the optimiser learned from: candidates by origin and label, the pair counts and the pairs
+    the trainer saw (after the decisive filter, the per-prompt strategy and pair weights)."""
     from sqlalchemy import func, select
 
     from raipipe.store.posttrain_tables import Candidate
@@ -42,8 +43,27 @@ def _training_data(sessions, batch_id: str, out: Path) -> dict:
         origins.setdefault(origin, {})[label] = n
     lineage_file = out / "pairs" / "lineage.json"
     pairs = json.loads(lineage_file.read_text(encoding="utf-8")) if lineage_file.exists() else {}
+    run_lineage = run_dir / "lineage.json"
+    trained = json.loads(run_lineage.read_text(encoding="utf-8")).get("pair_mix") if run_lineage.exists() else None
     return {"candidates_by_origin": origins, "pair_counts": pairs.get("counts"),
-            "pair_stats": pairs.get("pair_stats")}
+            "pair_stats": pairs.get("pair_stats"), "trained_on": trained}
+
+
+def _independence_warning(sessions, batch_id: str, judge_id: str) -> str | None:
+    """A warning when the evaluation judge also ranked the training candidates (AI feedback)."""
+    from sqlalchemy import select
+
+    from raipipe.store.posttrain_tables import Ranking
+
+    with sessions() as s:
+        raters = set(s.scalars(select(Ranking.rater_id).where(Ranking.batch_id == batch_id,
+                                                               Ranking.rater_kind == "ai").distinct()))
+    if not judge_id or not any(judge_id in r for r in raters):
+        return None
+    return (f"The judge that scored these evaluations ({judge_id}) also produced the AI-feedback rankings the "
+            "model was trained on, so the after-numbers are not independent of the training signal: confirm them "
+            "with another judge (select.judge / select.judge_model, e.g. the rubric judge on a stronger model) or "
+            "blind human labels.")
 
 
 def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_dir: Path, selection,
@@ -73,12 +93,8 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "model_dir": str(model_dir) if model_dir else None,
         "policy_pack": pipe.pack.ref,
         "paired_test": _paired(before_items, after_items, same_model=chosen is selection.baseline),
-        "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out)),
-        "independence": (
-            f"The judge that scored these evaluations ({judge_id}) also produced the AI-feedback rankings the "
-            "model was trained on, so the after-numbers are not independent of the training signal: confirm them "
-            "with another judge (e.g. the rubric judge on a stronger model) or blind human labels."
-            if cfg.rank.mode == "ai" else None),
+        "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out), run_dir),
+        "independence": _independence_warning(pipe.sessions, batch_id, judge_id),
     }
     out = Path(cfg.out)
     (out / "posttrain_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -21,11 +21,12 @@ from raipipe.data.records import PromptRecord, Split
 from raipipe.data.specs import resolve_dataset
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.loader import PolicyPack, load_pack
+from raipipe.posttrain.pairs import GREEDY_ORIGIN
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 
 console = Console(stderr=True)
-PLAIN, DISTILLED = "policy-model", "policy-model+safety-system-prompt"
+PLAIN, DISTILLED, GREEDY = "policy-model", "policy-model+safety-system-prompt", GREEDY_ORIGIN
 
 
 class SampleSettings(BaseModel):
@@ -40,6 +41,9 @@ class SampleSettings(BaseModel):
     seed: int = 0
     chunk_size: int = Field(default=32, ge=1)
     safety_system_prompt: str | None = Field(default=None, description="default: derived from the policy pack")
+    greedy_sample: bool = Field(
+        default=False, description="add the model's greedy answer (origin policy-model-greedy): the behaviour "
+        "evaluation sees, so pairs can target it (pair_strategy: greedy-anchored)")
     policy_refusal: bool = Field(
         default=True, description="add one policy-written refusal per prompt (origin policy-template-refusal): "
         "preferred on harmful prompts, dispreferred on their benign look-alikes")
@@ -67,6 +71,15 @@ def trainable_records(spec: str, limit: int | None, seed: int) -> list[PromptRec
     return stratified_limit(records, limit, seed) if limit else records
 
 
+def _manifest_settings(settings: SampleSettings) -> dict:
+    """Settings as stored in the batch manifest; options added later are left out while off, so
+    batches sampled before they existed keep their id (and resume)."""
+    out = settings.model_dump(mode="json")
+    if not settings.greedy_sample:
+        out.pop("greedy_sample")
+    return out
+
+
 def batch_id_for(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -80,7 +93,7 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
                                    else (None, None))
     manifest = {
         "model": model.model_id, "dataset": settings.dataset, "dataset_hash": dataset_hash(records),
-        "settings": settings.model_dump(mode="json"), "system_prompt": system if settings.distilled_samples else None,
+        "settings": _manifest_settings(settings), "system_prompt": system if settings.distilled_samples else None,
         "policy_pack": pack.ref, "policy_versions": pack.versions(),
         **({"refusal_templates_digest": templates_digest} if templates else {}),
     }
@@ -108,6 +121,11 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
                                           seed=settings.seed + start + (k if sys_prompt else 0))
                 for i, texts in enumerate(model.generate(convs, params)):
                     outs[i] += [(origin, t) for t in texts]
+            if settings.greedy_sample:
+                convs = [[Message(role="user", content=r.prompt)] for r in chunk]
+                greedy = GenerationParams(max_new_tokens=settings.max_new_tokens, temperature=0.0)
+                for i, texts in enumerate(model.generate(convs, greedy)):
+                    outs[i].append((GREEDY, texts[0]))
             if templates:
                 for i, r in enumerate(chunk):
                     outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar)))

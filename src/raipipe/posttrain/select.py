@@ -190,7 +190,7 @@ def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: i
     from raipipe.judges.refusal import RefusalJudge
 
     judge = judge or RefusalJudge()
-    cfg = EvalConfig(model=spec, datasets=list(datasets), judges=["refusal"], name=f"select:{name}", **config)
+    cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[judge.name], name=f"select:{name}", **config)
     run = EvalRun(cfg, model=model, judges=[judge])
     run_id = run.execute()
     items = run.items()
