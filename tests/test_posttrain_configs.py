@@ -24,6 +24,7 @@ def test_shipped_configs_load(name):
 def test_default_config_is_the_measured_one():
     cfg = PostTrainConfig.load(CONFIGS / "posttrain-default.yaml")
     assert cfg.sample.num_samples == 4 and cfg.sample.policy_refusal and cfg.decisive_only
+    assert cfg.sample.greedy_sample and cfg.pair_strategy == "greedy-anchored"
     assert cfg.dpo.loss_type == ["sigmoid", "sft"] and len(cfg.dpo.loss_weights or []) == 2
 
 
