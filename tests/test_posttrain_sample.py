@@ -19,6 +19,7 @@ class Scripted(ChatModel):
 
     def __init__(self):
         self.calls = 0
+        self.params = []
 
     @property
     def model_id(self):
@@ -26,6 +27,7 @@ class Scripted(ChatModel):
 
     def generate(self, conversations, params):
         self.calls += 1
+        self.params.append(params)
         sys = "sys:" if conversations[0][0].role == "system" else ""
         how = "greedy" if params.temperature == 0 else "answer"
         return [[f"{sys}{how} {k} to {c[-1].content[:20]}" for k in range(params.num_return_sequences)]
@@ -68,12 +70,14 @@ def test_policy_refusal_can_be_switched_off(tmp_path):
 
 def test_greedy_candidate_is_added_and_old_batches_keep_their_id(tmp_path):
     sessions = open_store(str(tmp_path / "s.db"))
-    settings = SampleSettings(limit=4, num_samples=2, distilled_samples=0, greedy_sample=True)
-    batch = sample_candidates(Scripted(), settings, sessions)
+    settings = SampleSettings(limit=4, num_samples=2, distilled_samples=0, greedy_sample=True, greedy_max_new_tokens=16)
+    model = Scripted()
+    batch = sample_candidates(model, settings, sessions)
     with sessions() as s:
         cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
         manifest = s.get(SampleBatch, batch).manifest
     assert Counter(c.origin for c in cands) == {PLAIN: 8, GREEDY: 4, TEMPLATE_ORIGIN: 4}
+    assert {(p.temperature, p.max_new_tokens) for p in model.params} == {(0.0, 16), (0.9, 64)}
     assert all(c.text.startswith("greedy 0 to ") for c in cands if c.origin == GREEDY)
     assert manifest["settings"]["greedy_sample"] is True
     # The option is left out of the manifest while off, so batches sampled before it existed keep their id.
@@ -81,4 +85,5 @@ def test_greedy_candidate_is_added_and_old_batches_keep_their_id(tmp_path):
     other = sample_candidates(Scripted(), off, sessions)
     with sessions() as s:
         manifest_off = s.get(SampleBatch, other).manifest
-    assert "greedy_sample" not in manifest_off["settings"] and other != batch == batch_id_for(manifest)
+    assert "greedy_sample" not in manifest_off["settings"] and "greedy_max_new_tokens" not in manifest_off["settings"]
+    assert other != batch == batch_id_for(manifest)

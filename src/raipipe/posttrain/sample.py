@@ -44,6 +44,9 @@ class SampleSettings(BaseModel):
     greedy_sample: bool = Field(
         default=False, description="add the model's greedy answer (origin policy-model-greedy): the behaviour "
         "evaluation sees, so pairs can target it (pair_strategy: greedy-anchored)")
+    greedy_max_new_tokens: int | None = Field(
+        default=None, ge=8, description="length of the greedy answer (default max_new_tokens); the judge decides "
+        "from it which side of a pair the greedy answer goes on, and very short answers read as refusals more often")
     policy_refusal: bool = Field(
         default=True, description="add one policy-written refusal per prompt (origin policy-template-refusal): "
         "preferred on harmful prompts, dispreferred on their benign look-alikes")
@@ -77,6 +80,8 @@ def _manifest_settings(settings: SampleSettings) -> dict:
     out = settings.model_dump(mode="json")
     if not settings.greedy_sample:
         out.pop("greedy_sample")
+    if settings.greedy_max_new_tokens is None:
+        out.pop("greedy_max_new_tokens")
     return out
 
 
@@ -123,7 +128,8 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
                     outs[i] += [(origin, t) for t in texts]
             if settings.greedy_sample:
                 convs = [[Message(role="user", content=r.prompt)] for r in chunk]
-                greedy = GenerationParams(max_new_tokens=settings.max_new_tokens, temperature=0.0)
+                greedy = GenerationParams(max_new_tokens=settings.greedy_max_new_tokens or settings.max_new_tokens,
+                                          temperature=0.0)
                 for i, texts in enumerate(model.generate(convs, greedy)):
                     outs[i].append((GREEDY, texts[0]))
             if templates:
