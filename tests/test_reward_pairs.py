@@ -196,7 +196,7 @@ def test_human_pairs_have_no_tiers_and_stay_decisive():
 
 
 def test_training_pairs_decisive_filter_and_best_vs_worst():
-    from raipipe.posttrain.pairs import training_pairs
+    from raipipe.posttrain.pair_selection import training_pairs
 
     ranks = [_ai_rank(1, [1, 2, 3, 4], {1: 0, 2: 0, 3: 1, 4: 2}),
              _ai_rank(2, [5, 6], {5: 0, 6: 0}, record="r2")]
@@ -213,7 +213,7 @@ def test_training_pairs_decisive_filter_and_best_vs_worst():
 
 
 def test_pairs_carry_language_and_weights_repeat_by_label_and_language():
-    from raipipe.posttrain.pairs import weight_pairs
+    from raipipe.posttrain.pair_selection import weight_pairs
 
     cands = [_cand(1, "r1"), _cand(2, "r1"),
              _cand(3, "r2", label="benign", language="es"), _cand(4, "r2", label="benign", language="es"),
@@ -243,7 +243,7 @@ def test_pairs_without_language_still_load(tmp_path):
 
 
 def test_greedy_anchored_pairs_target_the_greedy_answer():
-    from raipipe.posttrain.pairs import GREEDY_ORIGIN, training_pairs
+    from raipipe.posttrain.pair_selection import GREEDY_ORIGIN, training_pairs
 
     def cand(cid, record, origin, label="harmful"):
         c = _cand(cid, record, label=label)

@@ -99,7 +99,7 @@ class PostTrainPipeline:
         return train, heldout
 
     def reward_model(self, train, heldout):
-        from raipipe.posttrain.pairs import training_pairs
+        from raipipe.posttrain.pair_selection import training_pairs
         from raipipe.posttrain.reward_model import train_reward_model
 
         target = self.out / "reward_model"
@@ -118,7 +118,7 @@ class PostTrainPipeline:
     def dpo_pairs(self, pairs: list) -> list:
         """Every usable pair or the clearest per prompt, repeated by `pair_weights`. The reward model's
         held-out prompts are used too: they are training-split prompts, held out only to score the reward model."""
-        from raipipe.posttrain.pairs import training_pairs, weight_pairs
+        from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
 
         kept = training_pairs(pairs, self.config.decisive_only, self.config.pair_strategy)
         return weight_pairs(kept, self.config.pair_weights)

@@ -21,7 +21,7 @@ from raipipe.data.records import PromptRecord, Split
 from raipipe.data.specs import resolve_dataset
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.loader import PolicyPack, load_pack
-from raipipe.posttrain.pairs import GREEDY_ORIGIN
+from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 

@@ -1,0 +1,73 @@
+"""Which preference pairs a trainer learns from: behaviour-differing pairs, one per prompt by a strategy,
+repeated by label/language weights. Kept apart from pairs.py (building, splitting and storing pairs)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from raipipe.posttrain.pairs import PairsError, PreferencePair
+
+GREEDY_ORIGIN = "policy-model-greedy"  # the model's greedy answer: what evaluation will see
+PairStrategy = Literal["best-vs-worst", "greedy-anchored", "all"]
+
+
+def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
+                   strategy: PairStrategy = "all") -> list[PreferencePair]:
+    """The pairs a trainer learns from.
+
+    `decisive_only` drops pairs whose answers show the same behaviour (both refuse, both comply): the
+    judges ordered those by finer scores and a length heuristic, which taught the first reward model
+    nothing (chance accuracy). Human pairs carry no tiers and are kept. `best-vs-worst` keeps the
+    clearest pair per prompt (widest behaviour gap, then rank gap), which keeps CPU training short.
+    `greedy-anchored` keeps, per prompt, the clearest pair that contains the model's greedy answer:
+    chosen when the greedy answer already behaves as it should, rejected when it does not; so DPO
+    works on the behaviour evaluation sees and anchors what is already right. Prompts without a
+    greedy candidate fall back to best-vs-worst."""
+    kept = [p for p in pairs if p.decisive] if decisive_only else list(pairs)
+    if strategy == "all":
+        return kept
+    if strategy not in ("best-vs-worst", "greedy-anchored"):
+        raise ValueError(f"pair strategy must be 'best-vs-worst', 'greedy-anchored' or 'all', got {strategy!r}")
+
+    def key(p: PreferencePair) -> tuple[float, float]:
+        return (p.tier_gap or 0.0, p.margin)
+
+    by_record: dict[str, list[PreferencePair]] = defaultdict(list)
+    for p in kept:
+        by_record[p.record_id].append(p)
+    out = []
+    for group in by_record.values():
+        anchored = [p for p in group if GREEDY_ORIGIN in (p.chosen_origin, p.rejected_origin)]
+        out.append(max(anchored if strategy == "greedy-anchored" and anchored else group, key=key))
+    return out
+
+
+def pair_weight_key_error(key: str) -> str | None:
+    """Why a pair-weight key is malformed (None when fine): 'LABEL' or 'LABEL:LANGUAGE'."""
+    label, _, lang = key.partition(":")
+    if label not in ("harmful", "benign"):
+        return f"{key!r}: label must be 'harmful' or 'benign'"
+    if ":" in key and not lang.strip():
+        return f"{key!r}: empty language after ':'"
+    return None
+
+
+def weight_pairs(pairs: Iterable[PreferencePair], weights: Mapping[str, int]) -> list[PreferencePair]:
+    """Repeat pairs by their prompt's label and language: 'benign:es': 2 shows Spanish benign pairs twice.
+
+    TRL's trainers take no per-example weights, so a weight is a whole number of repeats; the most
+    specific key wins ('benign:es' over 'benign'), anything not named keeps weight 1. Why: on a small
+    model the refusal learned from harmful prompts spreads to the benign look-alikes of a language
+    the model understands poorly; repeating those benign pairs holds the over-refusal side there."""
+    for key, w in weights.items():
+        if err := pair_weight_key_error(key):
+            raise PairsError(f"pair weight {err}")
+        if not isinstance(w, int) or w < 0:
+            raise PairsError(f"pair weight {key!r}: must be a whole number >= 0, got {w!r}")
+    out: list[PreferencePair] = []
+    for p in pairs:
+        w = weights.get(f"{p.label}:{p.language}", weights.get(p.label, 1))
+        out.extend([p] * w)
+    return out
