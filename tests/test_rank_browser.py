@@ -60,7 +60,10 @@ def test_rank_an_item_with_the_keyboard_only(server, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(base + "/")
-            page.keyboard.type("kim")  # the rater id field has focus
+            # The rater id field takes focus by itself (autofocus); wait for it, as a person would see the
+            # cursor, rather than racing a cold browser start.
+            page.wait_for_function("document.activeElement && document.activeElement.id === 'rater_id'")
+            page.keyboard.type("kim")
             page.keyboard.press("Enter")
             page.wait_for_url("**/item?**")
             ids = [int(x) for x in page.eval_on_selector_all(".cand", "els => els.map(e => e.dataset.id)")]
