@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from raipipe.posttrain.dpo import DPOSettings
 from raipipe.posttrain.grpo import GRPOSettings
-from raipipe.posttrain.pair_selection import PairStrategy, pair_weight_key_error
+from raipipe.posttrain.pair_selection import PairStrategy, check_pair_weights
 from raipipe.posttrain.reward import RewardConfig
 from raipipe.posttrain.reward_model import RewardModelConfig
 from raipipe.posttrain.sample import SampleSettings
@@ -82,11 +82,7 @@ class PostTrainConfig(BaseModel):
     @field_validator("pair_weights")
     @classmethod
     def _check_pair_weights(cls, v: dict[str, int]) -> dict[str, int]:
-        for key, w in v.items():
-            if err := pair_weight_key_error(key):
-                raise ValueError(err)
-            if w < 0:
-                raise ValueError(f"{key!r}: weight must be >= 0, got {w}")
+        check_pair_weights(v)
         return v
 
     @property

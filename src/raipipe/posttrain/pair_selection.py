@@ -44,14 +44,16 @@ def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
     return out
 
 
-def pair_weight_key_error(key: str) -> str | None:
-    """Why a pair-weight key is malformed (None when fine): 'LABEL' or 'LABEL:LANGUAGE'."""
-    label, _, lang = key.partition(":")
-    if label not in ("harmful", "benign"):
-        return f"{key!r}: label must be 'harmful' or 'benign'"
-    if ":" in key and not lang.strip():
-        return f"{key!r}: empty language after ':'"
-    return None
+def check_pair_weights(weights: Mapping[str, int]) -> None:
+    """Raise PairsError naming the bad entry: keys are 'LABEL' or 'LABEL:LANGUAGE', values whole numbers >= 0."""
+    for key, w in weights.items():
+        label, _, lang = key.partition(":")
+        if label not in ("harmful", "benign"):
+            raise PairsError(f"pair weight {key!r}: label must be 'harmful' or 'benign'")
+        if ":" in key and not lang.strip():
+            raise PairsError(f"pair weight {key!r}: empty language after ':'")
+        if not isinstance(w, int) or w < 0:
+            raise PairsError(f"pair weight {key!r}: must be a whole number >= 0, got {w!r}")
 
 
 def weight_pairs(pairs: Iterable[PreferencePair], weights: Mapping[str, int]) -> list[PreferencePair]:
@@ -61,11 +63,7 @@ def weight_pairs(pairs: Iterable[PreferencePair], weights: Mapping[str, int]) ->
     specific key wins ('benign:es' over 'benign'), anything not named keeps weight 1. Why: on a small
     model the refusal learned from harmful prompts spreads to the benign look-alikes of a language
     the model understands poorly; repeating those benign pairs holds the over-refusal side there."""
-    for key, w in weights.items():
-        if err := pair_weight_key_error(key):
-            raise PairsError(f"pair weight {err}")
-        if not isinstance(w, int) or w < 0:
-            raise PairsError(f"pair weight {key!r}: must be a whole number >= 0, got {w!r}")
+    check_pair_weights(weights)
     out: list[PreferencePair] = []
     for p in pairs:
         w = weights.get(f"{p.label}:{p.language}", weights.get(p.label, 1))

@@ -74,14 +74,16 @@ def trainable_records(spec: str, limit: int | None, seed: int) -> list[PromptRec
     return stratified_limit(records, limit, seed) if limit else records
 
 
+ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens")  # added after batches were first sampled
+
+
 def _manifest_settings(settings: SampleSettings) -> dict:
-    """Settings as stored in the batch manifest; options added later are left out while off, so
-    batches sampled before they existed keep their id (and resume)."""
+    """Settings as stored in the batch manifest; options added later are left out while at their
+    default, so batches sampled before they existed keep their id (and resume)."""
     out = settings.model_dump(mode="json")
-    if not settings.greedy_sample:
-        out.pop("greedy_sample")
-    if settings.greedy_max_new_tokens is None:
-        out.pop("greedy_max_new_tokens")
+    for name in ADDED_OPTIONS:
+        if getattr(settings, name) == SampleSettings.model_fields[name].default:
+            out.pop(name)
     return out
 
 
