@@ -51,6 +51,28 @@ def main() -> None:
             name, str(n), str(tokens), f"{dt:.1f}", f"{n / dt:.2f}", f"{tokens / dt:.0f}", f"{base / dt:.1f}×"
         )
     Console().print(table)
+    sampling_table(model, convs, args)
+
+
+def sampling_table(model, convs, args) -> None:
+    """k sampled answers per prompt (post-training's sampling step): one pass over each prompt, its cache
+    copied k times, versus generate's own num_return_sequences, which repeats the prompt k times first."""
+    params = GenerationParams(max_new_tokens=24, temperature=0.9, top_p=0.95, num_return_sequences=4)
+    table = Table(title=f"sampling {params.num_return_sequences} answers × {len(convs)} prompts, "
+                        f"{params.max_new_tokens} new tokens, batch {args.batch_size} prompts")
+    for col in ("prompt pass", "seconds", "answers/s", "speed-up"):
+        table.add_column(col, justify="right")
+    rows = []
+    for name, shared in (("once per prompt, cache copied", True), ("once per answer (generate's own)", False)):
+        model.share_prompt_pass = shared
+        t = time.perf_counter()
+        model.generate(convs, params)
+        rows.append((name, time.perf_counter() - t))
+    model.share_prompt_pass = True
+    for name, dt in rows:
+        n = len(convs) * params.num_return_sequences
+        table.add_row(name, f"{dt:.1f}", f"{n / dt:.1f}", f"{rows[1][1] / dt:.2f}×")
+    Console().print(table)
 
 
 if __name__ == "__main__":

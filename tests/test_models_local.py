@@ -31,6 +31,17 @@ def test_sampling_returns_several_distinct_completions(smollm):
     assert len(out) == 1 and len(out[0]) == 4 and len(set(out[0])) > 1
 
 
+def test_several_answers_reuse_one_prompt_pass_without_changing_them(smollm):
+    """k answers continue from one prefill of each prompt (left-padded batch of unequal prompts): at a
+    near-zero temperature every copy must equal the greedy answer, which a misaligned cache would break."""
+    prompts = ["What is the capital of France?", "Name three primary colours, then explain why they mix well."]
+    convs = [[Message(role="user", content=p)] for p in prompts]
+    greedy = [o[0] for o in smollm.generate(convs, GenerationParams(max_new_tokens=12))]
+    cold = smollm.generate(convs, GenerationParams(max_new_tokens=12, temperature=1e-4, num_return_sequences=3))
+    assert [len(o) for o in cold] == [3, 3]
+    assert all(o == [g] * 3 for o, g in zip(cold, greedy, strict=True))
+
+
 def test_hf_spec_loads_a_model_directory(smollm):
     m = load_model(f"hf:{converted_dir('smollm2')}")
     assert m.model_id.startswith("hf:") and "#" in m.model_id

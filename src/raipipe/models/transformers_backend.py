@@ -35,6 +35,7 @@ class TransformersChatModel(ChatModel):
     which is what makes a 135M model reach ~200 tok/s on two cores."""
 
     name = "hf"
+    share_prompt_pass = True  # k sampled answers continue from one pass over the prompt (see _prefill_once)
 
     def __init__(self, model, tokenizer, model_id: str, batch_size: int = 32, device: str | None = None):
         import torch
@@ -111,11 +112,36 @@ class TransformersChatModel(ChatModel):
         else:  # silence generation_config sampling defaults that do not apply to greedy decoding
             kwargs.update(temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
-            gen = self.model.generate(**enc, **kwargs)
+            shared = None
+            if self.share_prompt_pass and params.num_return_sequences > 1 and enc["input_ids"].shape[1] > 1:
+                shared = self._prefill_once(enc, params.num_return_sequences)
+            if shared is not None:
+                gen = self.model.generate(**shared, **{**kwargs, "num_return_sequences": 1})
+            else:
+                gen = self.model.generate(**enc, **kwargs)
         new = gen[:, enc["input_ids"].shape[1] :]
         decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         k = params.num_return_sequences
         return [[d.strip() for d in decoded[j * k : (j + 1) * k]] for j in range(len(texts))]
+
+    def _prefill_once(self, enc, k: int) -> dict | None:
+        """Run each prompt once and copy its cache k times for k sampled answers.
+
+        `generate(num_return_sequences=k)` repeats every prompt k times before the forward pass, so the
+        prompt (SmolLM2's template alone adds ~25 tokens) is computed k times. Here all but the last prompt
+        token go through the model once, with the positions generate itself would use under left padding;
+        generate then continues from the copied cache. None (generate's own way) for a cache that cannot
+        be copied per row."""
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                         use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        if not hasattr(cache, "batch_repeat_interleave"):
+            return None
+        cache.batch_repeat_interleave(k)
+        return {"input_ids": ids.repeat_interleave(k, dim=0), "attention_mask": mask.repeat_interleave(k, dim=0),
+                "past_key_values": cache}
 
     def close(self) -> None:
         self.model = None

@@ -27,6 +27,7 @@ from raipipe.posttrain.lora import (
     run_and_record,
     write_json,
 )
+from raipipe.posttrain.trl_cpu import score_answers_only_on_cpu
 
 
 class DPOSettings(BaseModel):
@@ -46,7 +47,12 @@ class DPOSettings(BaseModel):
     max_steps: int = Field(default=-1, description="optimizer steps; > 0 overrides epochs")
     batch_size: int = Field(default=2, ge=1, description="pairs per device per forward")
     grad_accum: int = Field(default=4, ge=1, description="gradient accumulation: pairs per step = batch × accum")
-    max_length: int = Field(default=512, ge=16, description="prompt + answer tokens kept (answers cut at the end)")
+    max_length: int = Field(default=512, ge=16, description="prompt + answer tokens kept (answers cut at the end); "
+                            "ignored when max_answer_tokens is set")
+    max_answer_tokens: int | None = Field(
+        default=None, ge=1, description="answer tokens kept per pair, whatever the prompt's length (cut at the end). "
+        "A total max_length starves long prompts (jailbreak wrappers, languages the tokenizer splits finely) of "
+        "answer tokens and drops those whose prompt alone fills it")
     max_prompt_length: int = Field(default=256, ge=8,
                                    description="pairs whose templated prompt is longer are left out (counted)")
     precompute_ref_log_probs: bool = Field(
@@ -84,6 +90,24 @@ def _messages(value: Any, role: str) -> list[dict[str, str]]:
     if isinstance(value, str):
         return [{"role": role, "content": value}]
     return [dict(m) if isinstance(m, Mapping) else m.model_dump() for m in value]
+
+
+def _answer_capped(trainer_class: type, max_answer_tokens: int) -> type:
+    """A DPO trainer that keeps every prompt whole and the first `max_answer_tokens` of each answer.
+
+    The cut is made on token ids after TRL tokenises (cutting text and re-templating would append an
+    end-of-turn and teach the model to stop mid-sentence)."""
+
+    def cap(example: dict[str, Any]) -> dict[str, Any]:
+        return {"chosen_ids": example["chosen_ids"][:max_answer_tokens],
+                "rejected_ids": example["rejected_ids"][:max_answer_tokens]}
+
+    class AnswerCappedDPOTrainer(trainer_class):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            return dataset.map(cap, desc=f"Keeping {max_answer_tokens} answer tokens per pair ({dataset_name})")
+
+    return AnswerCappedDPOTrainer
 
 
 def pair_rows(pairs: Iterable[Any]) -> list[dict[str, Any]]:
@@ -138,15 +162,23 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
         return len(tok.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True,
                                            return_dict=True)["input_ids"])
 
-    kept = [r for r in rows if prompt_len(r) <= settings.max_prompt_length]
+    # TRL silently drops a pair whose prompt alone fills max_length; leave those out here, where they are counted
+    prompt_limit = settings.max_prompt_length if settings.max_answer_tokens else min(
+        settings.max_prompt_length, settings.max_length - 1)
+    fits = [prompt_len(r) <= prompt_limit for r in rows]
+    kept = [r for r, fit in zip(rows, fits, strict=True) if fit]
+    left_out = [p for p, fit in zip(pairs, fits, strict=True) if not fit]
     if not kept:
-        raise ValueError(f"every pair's prompt is longer than max_prompt_length={settings.max_prompt_length} tokens")
+        raise ValueError(f"every pair's prompt is longer than {prompt_limit} tokens (max_prompt_length="
+                         f"{settings.max_prompt_length}, max_length={settings.max_length})")
     config = settings.model_dump(mode="json")
     write_json(out / "train_config.json", config)
     probe_cb = as_probe_callback(probe, out, settings.eval_every, settings.probe_max_new_tokens)
     lineage = build_lineage(
         "dpo", source, {"pairs": rows_hash(rows), "pairs_kept": rows_hash(kept)}, config, settings.policy_pack,
         extra={"n_pairs": len(rows), "n_kept": len(kept), **_pair_meta(pairs),
+               "left_out": {"reason": f"templated prompt longer than {prompt_limit} tokens", "n": len(left_out),
+                            "pair_mix": _pair_meta(left_out)["pair_mix"]},
                "probe": probe_cb.probe.describe() if probe_cb else None, **(lineage_extra or {})},
     )
     args = DPOConfig(
@@ -155,11 +187,13 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
                            grad_accum=settings.grad_accum, save_steps=settings.save_steps,
                            logging_steps=settings.logging_steps, save_only_model=settings.save_only_model),
         beta=settings.beta, loss_type=_as_list(settings.loss_type), loss_weights=settings.loss_weights,
-        max_length=settings.max_length,
+        max_length=None if settings.max_answer_tokens else settings.max_length,
         dataset_num_proc=None, precompute_ref_log_probs=settings.precompute_ref_log_probs,
         precompute_ref_batch_size=4 * settings.batch_size,
     )
-    trainer = DPOTrainer(
+    score_answers_only_on_cpu()
+    trainer_class = _answer_capped(DPOTrainer, settings.max_answer_tokens) if settings.max_answer_tokens else DPOTrainer
+    trainer = trainer_class(
         model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tok,
         peft_config=settings.lora.peft_config(),
         callbacks=[lineage_callback(lineage)] + ([probe_cb] if probe_cb else []) + list(callbacks or []),

@@ -31,6 +31,7 @@ from raipipe.posttrain.lora import (
     run_and_record,
     write_json,
 )
+from raipipe.posttrain.trl_cpu import score_answers_only_on_cpu
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -158,6 +159,7 @@ def train_grpo(prompts: Iterable[Any], reward_funcs: RewardFunc | Sequence[Rewar
         scale_rewards=settings.scale_rewards, reward_weights=settings.reward_weights,
         multi_objective_aggregation=settings.multi_objective_aggregation, log_completions=settings.log_completions,
     )
+    score_answers_only_on_cpu()
     trainer = GRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
         peft_config=settings.lora.peft_config(),

@@ -44,9 +44,10 @@ def _training_data(sessions, batch_id: str, out: Path, run_dir: Path) -> dict:
     lineage_file = out / "pairs" / "lineage.json"
     pairs = json.loads(lineage_file.read_text(encoding="utf-8")) if lineage_file.exists() else {}
     run_lineage = run_dir / "lineage.json"
-    trained = json.loads(run_lineage.read_text(encoding="utf-8")).get("pair_mix") if run_lineage.exists() else None
+    lineage = json.loads(run_lineage.read_text(encoding="utf-8")) if run_lineage.exists() else {}
     return {"candidates_by_origin": origins, "pair_counts": pairs.get("counts"),
-            "pair_stats": pairs.get("pair_stats"), "trained_on": trained}
+            "pair_stats": pairs.get("pair_stats"), "trained_on": lineage.get("pair_mix"),
+            "left_out": lineage.get("left_out")}
 
 
 def _independence_warning(sessions, batch_id: str, judge_id: str) -> str | None:
