@@ -28,7 +28,10 @@ def _log_probs_and_grads(model, input_ids, labels):
 
 
 def test_compact_path_matches_full_path_on_cpu(monkeypatch):
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored after the test
+    from trl.kernels.chunked_logprob import _use_triton as trl_own
+
+    # start from TRL's own rule (earlier training tests in the session switched it); restored afterwards
+    monkeypatch.setattr(trl_utils, "_use_triton", trl_own)
     model = _tiny_causal_lm()
     input_ids = torch.randint(0, 97, (3, 12))
     labels = input_ids.clone()
