@@ -43,6 +43,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generation.py
+	$(BIN)/python benchmarks/bench_dpo_step.py
 	$(BIN)/python benchmarks/bench_http.py
 
 clean:
