@@ -167,6 +167,7 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
         settings.max_prompt_length, settings.max_length - 1)
     fits = [prompt_len(r) <= prompt_limit for r in rows]
     kept = [r for r, fit in zip(rows, fits, strict=True) if fit]
+    kept_pairs = [p for p, fit in zip(pairs, fits, strict=True) if fit]
     left_out = [p for p, fit in zip(pairs, fits, strict=True) if not fit]
     if not kept:
         raise ValueError(f"every pair's prompt is longer than {prompt_limit} tokens (max_prompt_length="
@@ -176,7 +177,7 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
     probe_cb = as_probe_callback(probe, out, settings.eval_every, settings.probe_max_new_tokens)
     lineage = build_lineage(
         "dpo", source, {"pairs": rows_hash(rows), "pairs_kept": rows_hash(kept)}, config, settings.policy_pack,
-        extra={"n_pairs": len(rows), "n_kept": len(kept), **_pair_meta(pairs),
+        extra={"n_pairs": len(rows), "n_kept": len(kept), **_pair_meta(kept_pairs),
                "left_out": {"reason": f"templated prompt longer than {prompt_limit} tokens", "n": len(left_out),
                             "pair_mix": _pair_meta(left_out)["pair_mix"]},
                "probe": probe_cb.probe.describe() if probe_cb else None, **(lineage_extra or {})},
