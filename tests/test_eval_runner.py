@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from raipipe.data.io import write_jsonl
@@ -118,3 +119,34 @@ def test_kill_9_then_resume_without_redoing_or_duplicating(tmp_path):
     assert len(after) == 32
     assert all(after[k] == v for k, v in first.items()), "finished responses must not be regenerated"
     assert (tmp_path / "o" / "report.html").exists()
+
+
+def test_store_opened_while_another_process_creates_it(tmp_path, monkeypatch):
+    """The race test_kill_9 hit on a slow machine: CREATE TABLE loses to a concurrent creator."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from raipipe.store.db import Base
+
+    real, calls = Base.metadata.create_all, []
+
+    def racing(engine, **kw):
+        calls.append(1)
+        if len(calls) == 1:  # the other process creates the tables between our check and our CREATE
+            real(engine, **kw)
+            raise OperationalError("CREATE TABLE runs", {}, sqlite3.OperationalError("table runs already exists"))
+        return real(engine, **kw)
+
+    monkeypatch.setattr(Base.metadata, "create_all", racing)
+    sessions = open_store(tmp_path / "race.db")
+    assert len(calls) == 2
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ItemRow)) == 0
+
+    def broken(engine, **kw):
+        raise OperationalError("CREATE TABLE runs", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(Base.metadata, "create_all", broken)
+    with pytest.raises(OperationalError, match="disk I/O error"):
+        open_store(tmp_path / "other.db")

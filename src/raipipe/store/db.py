@@ -98,5 +98,20 @@ def open_store(url_or_path: str | Path) -> sessionmaker[Session]:
     engine = create_engine(text, future=True)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
-    Base.metadata.create_all(engine)
+    _create_tables(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _create_tables(engine: Engine, attempts: int = 3) -> None:
+    """Create the missing tables. Two processes opening a new store together (a run and the ranking
+    page, or a test polling a run it started) can both see a table missing and both CREATE it; the
+    loser's "already exists" is that race, so look again rather than fail."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(attempts):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except DBAPIError as exc:
+            if "already exists" not in str(exc.orig).lower() or attempt == attempts - 1:
+                raise
