@@ -41,7 +41,8 @@ def test_compact_path_matches_full_path_on_cpu(monkeypatch):
     full_lp, full_grads = _log_probs_and_grads(model, input_ids, labels)
 
     assert score_answers_only_on_cpu() is True
-    assert score_answers_only_on_cpu() is True  # idempotent: does not wrap itself again
+    switched = trl_utils._use_triton
+    assert score_answers_only_on_cpu() is True and trl_utils._use_triton is switched  # idempotent: no re-wrap
     assert trl_utils._use_triton(torch.device("cpu"))
     compact_lp, compact_grads = _log_probs_and_grads(model, input_ids, labels)
 
