@@ -24,7 +24,7 @@ def test_shipped_configs_load(name):
 def test_default_config_is_the_measured_one():
     cfg = PostTrainConfig.load(CONFIGS / "posttrain-default.yaml")
     assert cfg.sample.num_samples == 4 and cfg.sample.policy_refusal and cfg.decisive_only
-    assert cfg.sample.greedy_sample and cfg.pair_strategy == "greedy-anchored"
+    assert cfg.sample.greedy_sample and cfg.pair_strategy == "greedy-anchored" and cfg.add_clearest == ["harmful"]
     assert cfg.dpo.loss_type == ["sigmoid", "sft"] and len(cfg.dpo.loss_weights or []) == 2
 
 
@@ -43,6 +43,16 @@ def test_pair_weights_are_validated_with_file_and_field(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text("pair_weights: {'benign:es': 2, harmful: 1}\n")
     assert PostTrainConfig.load(ok).pair_weights == {"benign:es": 2, "harmful": 1}
+
+
+def test_add_clearest_is_validated_with_file_and_field(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("pair_strategy: greedy-anchored\nadd_clearest: [harmful, 'harmfull:es']\n")
+    with pytest.raises(PolicyError, match=r"c\.yaml.*add_clearest.*label must be 'harmful' or 'benign'"):
+        PostTrainConfig.load(bad)
+    bad.write_text("pair_strategy: best-vs-worst\nadd_clearest: [harmful]\n")
+    with pytest.raises(PolicyError, match=r"c\.yaml.*add_clearest adds pairs to greedy-anchored ones"):
+        PostTrainConfig.load(bad)
 
 
 def test_selection_judge_is_configurable():

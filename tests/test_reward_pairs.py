@@ -264,3 +264,42 @@ def test_greedy_anchored_pairs_target_the_greedy_answer():
     assert got == {"r1": (1, 3), "r2": (6, 5), "r3": (7, 8)}  # r3 has no greedy answer: best-vs-worst
     bvw = {p.record_id: (p.chosen_id, p.rejected_id) for p in training_pairs(pairs, strategy="best-vs-worst")}
     assert bvw["r2"] == (4, 5)  # best-vs-worst would have ignored the greedy answer
+
+
+def test_clearest_pairs_are_added_after_the_anchored_ones_for_named_groups():
+    from raipipe.posttrain.pair_selection import GREEDY_ORIGIN, training_pairs
+
+    def cand(cid, record, origin, label, language="en"):
+        c = _cand(cid, record, label=label, language=language)
+        c.origin = origin
+        return c
+
+    # Each prompt: a refusal (tier 0), the greedy answer partly complying (tier 1), a sample complying (tier 2).
+    # The anchored pair is refusal > greedy (or greedy > refusal); the clearest pair involves the sample.
+    cands = []
+    for i, (record, label, lang) in enumerate([("r1", "harmful", "en"), ("r2", "benign", "en"),
+                                               ("r3", "harmful", "es")]):
+        cands += [cand(3 * i + 1, record, "policy-template-refusal", label, lang),
+                  cand(3 * i + 2, record, "policy-model", label, lang),
+                  cand(3 * i + 3, record, GREEDY_ORIGIN, label, lang)]
+    ranks = [_ai_rank(1, [1, 3, 2], {1: 0, 3: 1, 2: 2}), _ai_rank(2, [5, 6, 4], {5: 0, 6: 1, 4: 2}, record="r2"),
+             _ai_rank(3, [7, 9, 8], {7: 0, 9: 1, 8: 2}, record="r3")]
+    pairs = expand_rankings(ranks, cands).pairs
+
+    def picked(**kw):
+        kept = training_pairs(pairs, strategy="greedy-anchored", **kw)
+        return [(p.record_id, p.chosen_id, p.rejected_id) for p in kept]
+
+    anchored = picked()
+    assert anchored == [("r1", 1, 3), ("r2", 6, 4), ("r3", 7, 9)]
+    assert picked(add_clearest=["harmful"]) == anchored + [("r1", 1, 2), ("r3", 7, 8)]
+    assert picked(add_clearest=["harmful:es"]) == anchored + [("r3", 7, 8)]
+    assert picked(add_clearest=["benign"]) == anchored + [("r2", 5, 4)]
+    # where the clearest pair is the anchored one, nothing is added twice
+    same = [_ai_rank(1, [1, 2, 3], {1: 0, 2: 2, 3: 2})]
+    assert len(training_pairs(expand_rankings(same, cands[:3]).pairs, strategy="greedy-anchored",
+                              add_clearest=["harmful"])) == 1
+    with pytest.raises(PairsError, match="add_clearest 'harmfull'"):
+        training_pairs(pairs, strategy="greedy-anchored", add_clearest=["harmfull"])
+    with pytest.raises(ValueError, match="greedy-anchored"):
+        training_pairs(pairs, strategy="best-vs-worst", add_clearest=["harmful"])

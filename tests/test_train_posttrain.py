@@ -133,6 +133,22 @@ def test_export_writes_loadable_adapter_and_merged_dirs(dpo_run, tmp_path):
         export_checkpoint(dpo_run.last_checkpoint, tmp_path / "model")
 
 
+def test_checkpoints_are_evaluated_merged_and_answer_like_base_plus_adapter(dpo_run):
+    from raipipe.models import GenerationParams
+    from raipipe.models.transformers_backend import TransformersChatModel
+    from raipipe.posttrain.export import load_checkpoint
+    from raipipe.posttrain.select import checkpoint_chat_model
+
+    merged = checkpoint_chat_model(dpo_run.last_checkpoint, batch_size=4)
+    assert not any("lora" in name for name, _ in merged.model.named_parameters())
+    wrapped, tok, _ = load_checkpoint(dpo_run.last_checkpoint)
+    assert any("lora" in name for name, _ in wrapped.named_parameters())
+    wrapped_chat = TransformersChatModel(wrapped, tok, "wrapped", batch_size=4, device="cpu")
+    params = GenerationParams(max_new_tokens=6)
+    for prompt in ("How do I bake bread?", "How can I pick a lock?"):
+        assert merged.generate_one(prompt, params) == wrapped_chat.generate_one(prompt, params)
+
+
 def test_select_checkpoint_end_to_end(dpo_run, tmp_path, refusal_judge):
     from raipipe.models import GenerationParams
     from raipipe.posttrain.select import select_checkpoint

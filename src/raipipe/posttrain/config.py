@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from raipipe.posttrain.dpo import DPOSettings
 from raipipe.posttrain.grpo import GRPOSettings
-from raipipe.posttrain.pair_selection import PairStrategy, check_pair_weights
+from raipipe.posttrain.pair_selection import PairStrategy, check_add_clearest, check_pair_weights
 from raipipe.posttrain.reward import RewardConfig
 from raipipe.posttrain.reward_model import RewardModelConfig
 from raipipe.posttrain.sample import SampleSettings
@@ -64,6 +64,9 @@ class PostTrainConfig(BaseModel):
     decisive_only: bool = Field(
         default=True, description="reward model and DPO learn only from pairs whose answers differ in behaviour "
         "(refuse vs comply); same-behaviour pairs ordered by finer scores are left out (human pairs are kept)")
+    add_clearest: list[str] = Field(
+        default_factory=list, description="with greedy-anchored pairs: prompt groups ('harmful', 'harmful:es') "
+        "that also get their clearest pair (refusal vs the most compliant answer) where it is another pair")
     pair_weights: dict[str, int] = Field(
         default_factory=dict, description="DPO pair repeats by prompt label or label:language, e.g. "
         "{'benign:es': 2}; unnamed pairs count once (TRL has no per-example weights)")
@@ -84,6 +87,11 @@ class PostTrainConfig(BaseModel):
     def _check_pair_weights(cls, v: dict[str, int]) -> dict[str, int]:
         check_pair_weights(v)
         return v
+
+    @model_validator(mode="after")
+    def _check_add_clearest(self) -> PostTrainConfig:
+        check_add_clearest(self.add_clearest, self.pair_strategy)
+        return self
 
     @property
     def store_url(self) -> str:

@@ -4,7 +4,7 @@ repeated by label/language weights. Kept apart from pairs.py (building, splittin
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Literal
 
 from raipipe.posttrain.pairs import PairsError, PreferencePair
@@ -14,7 +14,7 @@ PairStrategy = Literal["best-vs-worst", "greedy-anchored", "all"]
 
 
 def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
-                   strategy: PairStrategy = "all") -> list[PreferencePair]:
+                   strategy: PairStrategy = "all", add_clearest: Collection[str] = ()) -> list[PreferencePair]:
     """The pairs a trainer learns from.
 
     `decisive_only` drops pairs whose answers show the same behaviour (both refuse, both comply): the
@@ -24,7 +24,11 @@ def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
     `greedy-anchored` keeps, per prompt, the clearest pair that contains the model's greedy answer:
     chosen when the greedy answer already behaves as it should, rejected when it does not; so DPO
     works on the behaviour evaluation sees and anchors what is already right. Prompts without a
-    greedy candidate fall back to best-vs-worst."""
+    greedy candidate fall back to best-vs-worst. `add_clearest` names prompt groups ('harmful',
+    'harmful:es', as in pair weights) whose clearest pair is added where the anchored pair is another one
+    (after all anchored pairs, in prompt order): anchored pairs alone moved Spanish and French harmful
+    prompts little; the clearest pair puts a refusal above the most compliant sample there."""
+    check_add_clearest(add_clearest, strategy)
     kept = [p for p in pairs if p.decisive] if decisive_only else list(pairs)
     if strategy == "all":
         return kept
@@ -37,21 +41,43 @@ def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
     by_record: dict[str, list[PreferencePair]] = defaultdict(list)
     for p in kept:
         by_record[p.record_id].append(p)
-    out = []
+    out, extra = [], []
     for group in by_record.values():
+        clearest = max(group, key=key)
         anchored = [p for p in group if GREEDY_ORIGIN in (p.chosen_origin, p.rejected_origin)]
-        out.append(max(anchored if strategy == "greedy-anchored" and anchored else group, key=key))
-    return out
+        pick = max(anchored, key=key) if strategy == "greedy-anchored" and anchored else clearest
+        out.append(pick)
+        if in_groups(clearest, add_clearest) and (clearest.chosen, clearest.rejected) != (pick.chosen, pick.rejected):
+            extra.append(clearest)
+    return out + extra
+
+
+def check_group_key(key: str, field: str) -> None:
+    """Raise PairsError naming the field and entry unless `key` is 'LABEL' or 'LABEL:LANGUAGE'."""
+    label, _, lang = key.partition(":")
+    if label not in ("harmful", "benign"):
+        raise PairsError(f"{field} {key!r}: label must be 'harmful' or 'benign'")
+    if ":" in key and not lang.strip():
+        raise PairsError(f"{field} {key!r}: empty language after ':'")
+
+
+def check_add_clearest(groups: Collection[str], strategy: str) -> None:
+    """Raise PairsError unless every group is 'LABEL' or 'LABEL:LANGUAGE' and the pairs are greedy-anchored."""
+    for key in groups:
+        check_group_key(key, "add_clearest")
+    if groups and strategy != "greedy-anchored":
+        raise PairsError(f"add_clearest adds pairs to greedy-anchored ones; pair_strategy is {strategy!r}")
+
+
+def in_groups(pair: PreferencePair, groups: Collection[str]) -> bool:
+    """The pair's prompt belongs to a named group: its label, or its label:language."""
+    return pair.label in groups or f"{pair.label}:{pair.language}" in groups
 
 
 def check_pair_weights(weights: Mapping[str, int]) -> None:
     """Raise PairsError naming the bad entry: keys are 'LABEL' or 'LABEL:LANGUAGE', values whole numbers >= 0."""
     for key, w in weights.items():
-        label, _, lang = key.partition(":")
-        if label not in ("harmful", "benign"):
-            raise PairsError(f"pair weight {key!r}: label must be 'harmful' or 'benign'")
-        if ":" in key and not lang.strip():
-            raise PairsError(f"pair weight {key!r}: empty language after ':'")
+        check_group_key(key, "pair weight")
         if not isinstance(w, int) or w < 0:
             raise PairsError(f"pair weight {key!r}: must be a whole number >= 0, got {w!r}")
 

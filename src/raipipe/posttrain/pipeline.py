@@ -116,11 +116,11 @@ class PostTrainPipeline:
         return json.loads((target / "metrics.json").read_text())
 
     def dpo_pairs(self, pairs: list) -> list:
-        """Every usable pair or the clearest per prompt, repeated by `pair_weights`. The reward model's
+        """The pairs `pair_strategy` and `add_clearest` pick, repeated by `pair_weights`. The reward model's
         held-out prompts are used too: they are training-split prompts, held out only to score the reward model."""
         from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
 
-        kept = training_pairs(pairs, self.config.decisive_only, self.config.pair_strategy)
+        kept = training_pairs(pairs, self.config.decisive_only, self.config.pair_strategy, self.config.add_clearest)
         return weight_pairs(kept, self.config.pair_weights)
 
     def optimise(self, pairs) -> Path:
