@@ -147,6 +147,8 @@ def test_checkpoints_are_evaluated_merged_and_answer_like_base_plus_adapter(dpo_
     params = GenerationParams(max_new_tokens=6)
     for prompt in ("How do I bake bread?", "How can I pick a lock?"):
         assert merged.generate_one(prompt, params) == wrapped_chat.generate_one(prompt, params)
+    merged.close()
+    wrapped_chat.close()
 
 
 def test_select_checkpoint_end_to_end(dpo_run, tmp_path, refusal_judge):
