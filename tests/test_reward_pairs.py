@@ -266,16 +266,17 @@ def test_greedy_anchored_pairs_target_the_greedy_answer():
     assert bvw["r2"] == (4, 5)  # best-vs-worst would have ignored the greedy answer
 
 
-def test_clearest_pairs_are_added_after_the_anchored_ones_for_named_groups():
-    from raipipe.posttrain.pair_selection import GREEDY_ORIGIN, training_pairs
+def _anchored_and_clearest_pairs():
+    """Three prompts (harmful en, benign en, harmful es), each with a refusal (tier 0), the greedy answer
+    partly complying (tier 1) and a sample complying (tier 2): the anchored pair holds the greedy answer,
+    the clearest pair the sample. Returns (pairs, candidates)."""
+    from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
 
     def cand(cid, record, origin, label, language="en"):
         c = _cand(cid, record, label=label, language=language)
         c.origin = origin
         return c
 
-    # Each prompt: a refusal (tier 0), the greedy answer partly complying (tier 1), a sample complying (tier 2).
-    # The anchored pair is refusal > greedy (or greedy > refusal); the clearest pair involves the sample.
     cands = []
     for i, (record, label, lang) in enumerate([("r1", "harmful", "en"), ("r2", "benign", "en"),
                                                ("r3", "harmful", "es")]):
@@ -284,7 +285,13 @@ def test_clearest_pairs_are_added_after_the_anchored_ones_for_named_groups():
                   cand(3 * i + 3, record, GREEDY_ORIGIN, label, lang)]
     ranks = [_ai_rank(1, [1, 3, 2], {1: 0, 3: 1, 2: 2}), _ai_rank(2, [5, 6, 4], {5: 0, 6: 1, 4: 2}, record="r2"),
              _ai_rank(3, [7, 9, 8], {7: 0, 9: 1, 8: 2}, record="r3")]
-    pairs = expand_rankings(ranks, cands).pairs
+    return expand_rankings(ranks, cands).pairs, cands
+
+
+def test_clearest_pairs_are_added_after_the_anchored_ones_for_named_groups():
+    from raipipe.posttrain.pair_selection import training_pairs
+
+    pairs, cands = _anchored_and_clearest_pairs()
 
     def picked(**kw):
         kept = training_pairs(pairs, strategy="greedy-anchored", **kw)
@@ -303,3 +310,14 @@ def test_clearest_pairs_are_added_after_the_anchored_ones_for_named_groups():
         training_pairs(pairs, strategy="greedy-anchored", add_clearest=["harmfull"])
     with pytest.raises(ValueError, match="greedy-anchored"):
         training_pairs(pairs, strategy="best-vs-worst", add_clearest=["harmful"])
+
+
+def test_pipeline_dpo_pairs_apply_add_clearest_then_weights(tmp_path):
+    from raipipe.posttrain.config import PostTrainConfig
+    from raipipe.posttrain.pipeline import PostTrainPipeline
+
+    pairs, _ = _anchored_and_clearest_pairs()
+    cfg = PostTrainConfig(out=tmp_path, pair_strategy="greedy-anchored", add_clearest=["harmful:es"],
+                          pair_weights={"harmful": 2})
+    got = [(p.record_id, p.chosen_id, p.rejected_id) for p in PostTrainPipeline(cfg).dpo_pairs(pairs)]
+    assert got == [("r1", 1, 3)] * 2 + [("r2", 6, 4)] + [("r3", 7, 9)] * 2 + [("r3", 7, 8)] * 2
