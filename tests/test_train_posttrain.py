@@ -134,6 +134,8 @@ def test_export_writes_loadable_adapter_and_merged_dirs(dpo_run, tmp_path):
 
 
 def test_checkpoints_are_evaluated_merged_and_answer_like_base_plus_adapter(dpo_run):
+    import torch
+
     from raipipe.models import GenerationParams
     from raipipe.models.transformers_backend import TransformersChatModel
     from raipipe.posttrain.export import load_checkpoint
@@ -143,6 +145,11 @@ def test_checkpoints_are_evaluated_merged_and_answer_like_base_plus_adapter(dpo_
     assert not any("lora" in name for name, _ in merged.model.named_parameters())
     wrapped, tok, _ = load_checkpoint(dpo_run.last_checkpoint)
     assert any("lora" in name for name, _ in wrapped.named_parameters())
+    # merged, not merely unwrapped: some adapted layer's weight moved away from the base weight
+    base = {n.replace(".base_layer", "").removeprefix("base_model.model."): w
+            for n, w in wrapped.named_parameters() if ".base_layer." in n}
+    merged_weights = dict(merged.model.named_parameters())
+    assert base and any(not torch.equal(merged_weights[n], w) for n, w in base.items())
     wrapped_chat = TransformersChatModel(wrapped, tok, "wrapped", batch_size=4, device="cpu")
     params = GenerationParams(max_new_tokens=6)
     for prompt in ("How do I bake bread?", "How can I pick a lock?"):
