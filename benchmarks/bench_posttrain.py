@@ -30,6 +30,8 @@ def main() -> None:
     out = Path(yaml.safe_load(Path(args.config).read_text())["out"])
     s = json.loads((out / "posttrain_summary.json").read_text())
     Console().print(before_after_table(s, f"raipipe posttrain ({args.config})", wall_seconds=wall))
+    if s.get("confirmation"):
+        Console().print(before_after_table(s, f"confirmation ({args.config})", confirmed=True))
     if s.get("reward_model"):
         a = s["reward_model"]["heldout_pairwise_accuracy"]
         Console().print(f"reward model held-out pairwise accuracy {a['rate']:.1%} [{a['low']:.1%}, {a['high']:.1%}] "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from raipipe.data.seed import load_seed
 from raipipe.policy.loader import PolicyError
 from raipipe.posttrain.config import PostTrainConfig
 
@@ -28,31 +29,42 @@ def test_default_config_is_the_measured_one():
     assert cfg.dpo.loss_type == ["sigmoid", "sft"] and len(cfg.dpo.loss_weights or []) == 2
 
 
-def test_unknown_key_names_file_line_and_field(tmp_path):
+@pytest.mark.parametrize(("text", "match"), [
+    ("model: embedded:smollm2\ndpo: {epochs: 1, learnin_rate: 0.1}\n", r"c\.yaml:2: field 'dpo\.learnin_rate'"),
+    ("model: embedded:smollm2\npair_weights: {'benign:es': 2, 'harmless': 2}\n",
+     r"c\.yaml.*pair_weights.*label must be 'harmful' or 'benign'"),
+    ("pair_strategy: greedy-anchored\nadd_clearest: [harmful, 'harmfull:es']\n",
+     r"c\.yaml.*add_clearest.*label must be 'harmful' or 'benign'"),
+    ("pair_strategy: best-vs-worst\nadd_clearest: [harmful]\n",
+     r"c\.yaml.*add_clearest adds pairs to greedy-anchored ones"),
+    ("select: {datasets: ['seed:dev'], confirm_datasets: ['seed:test', 'seed:dev']}\n",
+     r"c\.yaml.*select.*confirm_datasets repeats \['seed:dev'\]"),
+], ids=["unknown-key", "pair-weight-label", "add-clearest-label", "add-clearest-strategy", "confirm-overlap"])
+def test_bad_config_names_file_and_field(tmp_path, text, match):
     bad = tmp_path / "c.yaml"
-    bad.write_text("model: embedded:smollm2\ndpo: {epochs: 1, learnin_rate: 0.1}\n")
-    with pytest.raises(PolicyError, match=r"c\.yaml:2: field 'dpo\.learnin_rate'"):
+    bad.write_text(text)
+    with pytest.raises(PolicyError, match=match):
         PostTrainConfig.load(bad)
 
 
-def test_pair_weights_are_validated_with_file_and_field(tmp_path):
-    bad = tmp_path / "c.yaml"
-    bad.write_text("model: embedded:smollm2\npair_weights: {'benign:es': 2, 'harmless': 2}\n")
-    with pytest.raises(PolicyError, match=r"c\.yaml.*pair_weights.*label must be 'harmful' or 'benign'"):
-        PostTrainConfig.load(bad)
+def test_valid_pair_weights_load(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text("pair_weights: {'benign:es': 2, harmful: 1}\n")
     assert PostTrainConfig.load(ok).pair_weights == {"benign:es": 2, "harmful": 1}
 
 
-def test_add_clearest_is_validated_with_file_and_field(tmp_path):
-    bad = tmp_path / "c.yaml"
-    bad.write_text("pair_strategy: greedy-anchored\nadd_clearest: [harmful, 'harmfull:es']\n")
-    with pytest.raises(PolicyError, match=r"c\.yaml.*add_clearest.*label must be 'harmful' or 'benign'"):
-        PostTrainConfig.load(bad)
-    bad.write_text("pair_strategy: best-vs-worst\nadd_clearest: [harmful]\n")
-    with pytest.raises(PolicyError, match=r"c\.yaml.*add_clearest adds pairs to greedy-anchored ones"):
-        PostTrainConfig.load(bad)
+def test_confirmation_sets_must_share_no_prompt_with_selection_sets(tmp_path):
+    import json
+
+    from raipipe.posttrain.confirm import check_disjoint
+
+    check_disjoint(["seed:dev"], ["seed:test"])  # the shipped splits share no prompt
+    copied = tmp_path / "mine.jsonl"  # a test prompt under another id and spacing is still the same prompt
+    row = {"id": "x-1", "prompt": "  " + load_seed(split="test")[0].prompt.upper(), "label": "harmful",
+           "pillar": "safety", "language": "en", "source": {"kind": "team_written", "name": "t"}}
+    copied.write_text(json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match=r"share 1 prompt\(s\) with select\.datasets \['seed:test'\].*x-1"):
+        check_disjoint(["seed:test"], [str(copied)])
 
 
 def test_selection_judge_is_configurable():

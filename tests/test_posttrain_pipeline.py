@@ -21,7 +21,8 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
         "dpo": {"max_steps": 2, "save_steps": 1, "batch_size": 2, "grad_accum": 1, "eval_every": 1,
                 "max_length": 128, "probe_max_new_tokens": 8},
         "probe": {"n_pairs": 2},
-        "select": {"datasets": ["seed:test"], "limit": 6, "max_new_tokens": 12},
+        "select": {"datasets": ["seed:test"], "limit": 6, "max_new_tokens": 12, "confirm_datasets": ["seed:dev"],
+                   "rule": {"tolerance": 1.0, "require_improvement": False}},  # a checkpoint is chosen: export runs
     }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -40,8 +41,15 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     trained = summary["training_data"]["trained_on"]  # label:language -> pairs DPO saw, after pair weights
     assert trained and all(n % 2 == 0 for k, n in trained.items() if k.startswith("benign:"))
     assert "refusal" in summary["independence"]  # the refusal judge ranked and evaluated: flagged
-    if not sel["kept_baseline"]:
-        assert (out / "model" / "merged" / "config.json").exists()
+    assert (out / "model" / "merged" / "config.json").exists()
+    # The chosen checkpoint and the baseline again, on prompts the selection never saw.
+    conf = summary["confirmation"]
+    assert conf["datasets"] == ["seed:dev"] and conf["selection_datasets"] == ["seed:test"]
+    assert conf["chosen"] == sel["chosen"] and conf["baseline"]["n"] == 6
+    assert not sel["kept_baseline"] and conf["after"]["name"] == sel["chosen"]
+    assert conf["after"]["run_id"] not in {c["run_id"] for c in sel["candidates"]} | {conf["baseline"]["run_id"]}
+    assert "Confirmation on datasets selection did not see (seed:dev" in (out / "report.html").read_text()
+    assert "confirmation" in result.output
 
     # A rerun finds every step done and finishes without training again.
     mtime = (out / "dpo" / "train_result.json").stat().st_mtime

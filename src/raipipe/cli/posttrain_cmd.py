@@ -35,6 +35,8 @@ def run_all(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
 
     sel = summary["selection"]
     console.print(before_after_table(summary, "raipipe posttrain"))
+    if summary.get("confirmation"):
+        console.print(before_after_table(summary, "raipipe posttrain, confirmation", confirmed=True))
     if summary.get("independence"):
         console.print(f"[yellow]{summary['independence']}[/]")
     console.print(f"selected {sel['chosen']}: " + " ".join(sel["reasons"]))
@@ -73,7 +75,15 @@ def train(ctx: typer.Context, algorithm: str = typer.Argument(..., help="dpo or 
 
 @app.command()
 def select(ctx: typer.Context) -> None:
-    """Evaluate every checkpoint on the test split and pick one by the two-sided rule."""
+    """Evaluate every checkpoint on the test split and pick one by the two-sided rule (then confirm it on
+    select.confirm_datasets, when configured)."""
     pipe = _pipeline(ctx.obj)
-    sel = pipe.select(pipe.out / pipe.config.algorithm)
+    run_dir = pipe.out / pipe.config.algorithm
+    sel = pipe.select(run_dir)
     console.print(f"selected {sel.chosen}: " + " ".join(sel.reasons))
+    conf = pipe.confirm(sel, run_dir)
+    if conf:
+        after = conf.after or conf.baseline
+        console.print(f"confirmed on {', '.join(conf.datasets)}: violation {conf.baseline.violation.fmt()} -> "
+                      f"{after.violation.fmt()}, over-refusal {conf.baseline.over_refusal.fmt()} -> "
+                      f"{after.over_refusal.fmt()} (judge {conf.judge})")

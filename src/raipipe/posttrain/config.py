@@ -45,6 +45,19 @@ class SelectSettings(BaseModel):
                                     "OpenAI-compatible endpoint; a judge other than the ranking one keeps the "
                                     "after-numbers independent of the training signal")
 
+    confirm_datasets: list[str] = Field(
+        default_factory=list, description="datasets the baseline and the chosen checkpoint are measured on after "
+        "selection, never used to choose (e.g. select on seed:dev, confirm on seed:test): numbers free of the "
+        "optimism of reporting the best checkpoint on the set it was picked on; must share no prompt with datasets")
+
+    @model_validator(mode="after")
+    def _confirm_apart(self) -> SelectSettings:
+        same = sorted(set(self.datasets) & set(self.confirm_datasets))
+        if same:
+            raise ValueError(f"confirm_datasets repeats {same} from datasets: confirmation must use prompts "
+                             "the selection never saw")
+        return self
+
     def build_judge(self):
         from raipipe.judges.base import load_judge
 

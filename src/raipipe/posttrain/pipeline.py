@@ -165,17 +165,33 @@ class PostTrainPipeline:
         return target
 
     def select(self, run_dir: Path):
-        from raipipe.models.base import GenerationParams
         from raipipe.posttrain.select import Selection, select_checkpoint
 
         path = self.out / "selection.json"
         if _done(path):
             return Selection.model_validate_json(path.read_text())
         sel = self.config.select
-        return select_checkpoint(run_dir, datasets=sel.datasets, out=path, rule=sel.rule,
-                                 baseline_model=self.config.model, store=self.config.store_url,
-                                 judge=sel.build_judge(),
-                                 params=GenerationParams(max_new_tokens=sel.max_new_tokens), limit=sel.limit)
+        return select_checkpoint(run_dir, datasets=sel.datasets, out=path, rule=sel.rule, **self._eval_args())
+
+    def _eval_args(self) -> dict:
+        """How selection and confirmation evaluate: same baseline, store, judge, token budget and limit."""
+        from raipipe.models.base import GenerationParams
+
+        sel = self.config.select
+        return {"baseline_model": self.config.model, "store": self.config.store_url, "judge": sel.build_judge(),
+                "params": GenerationParams(max_new_tokens=sel.max_new_tokens), "limit": sel.limit}
+
+    def confirm(self, selection, run_dir: Path):
+        """Baseline and chosen checkpoint on `select.confirm_datasets` (None when none are configured)."""
+        from raipipe.posttrain.confirm import Confirmation, confirm_selection
+
+        sel = self.config.select
+        if not sel.confirm_datasets:
+            return None
+        path = self.out / "confirmation.json"
+        if _done(path):
+            return Confirmation.model_validate_json(path.read_text())
+        return confirm_selection(selection, run_dir, sel.confirm_datasets, out=path, **self._eval_args())
 
     def export(self, selection, run_dir: Path) -> Path | None:
         from raipipe.posttrain.export import export_checkpoint
@@ -190,13 +206,18 @@ class PostTrainPipeline:
 
     # -- all of it ----------------------------------------------------------------------------------
     def run(self) -> dict:
+        if self.config.select.confirm_datasets:  # fail before an hour of work, not after it
+            from raipipe.posttrain.confirm import check_disjoint
+
+            check_disjoint(self.config.select.datasets, self.config.select.confirm_datasets)
         batch_id = self.sample()
         self.rank(batch_id)
         train, heldout = self.pairs(batch_id)
         rm = self.reward_model(train, heldout)
         run_dir = self.optimise(train + heldout)
         selection = self.select(run_dir)
+        confirmation = self.confirm(selection, run_dir)
         model_dir = self.export(selection, run_dir)
         from raipipe.posttrain.report import write_posttrain_report
 
-        return write_posttrain_report(self, batch_id, rm, run_dir, selection, model_dir)
+        return write_posttrain_report(self, batch_id, rm, run_dir, selection, model_dir, confirmation)

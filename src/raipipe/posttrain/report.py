@@ -67,8 +67,18 @@ def _independence_warning(sessions, batch_id: str, judge_id: str) -> str | None:
             "blind human labels.")
 
 
+def _confirmation(sessions, confirmation) -> dict | None:
+    """The confirmation's before/after with its own paired test (None when no confirm_datasets)."""
+    if confirmation is None:
+        return None
+    after = confirmation.after or confirmation.baseline
+    paired = _paired(_items(sessions, confirmation.baseline.run_id, confirmation.judge),
+                     _items(sessions, after.run_id, confirmation.judge), same_model=confirmation.after is None)
+    return {**confirmation.model_dump(mode="json"), "paired_test": paired}
+
+
 def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_dir: Path, selection,
-                           model_dir: Path | None) -> dict:
+                           model_dir: Path | None, confirmation=None) -> dict:
     from raipipe.posttrain.probe import read_curves
 
     judge_id = selection.context.get("judge", "")
@@ -96,6 +106,7 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "paired_test": _paired(before_items, after_items, same_model=chosen is selection.baseline),
         "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out), run_dir),
         "independence": _independence_warning(pipe.sessions, batch_id, judge_id),
+        "confirmation": _confirmation(pipe.sessions, confirmation),
     }
     out = Path(cfg.out)
     (out / "posttrain_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -112,13 +123,27 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
     return summary
 
 
-def before_after_table(summary: dict, title: str, wall_seconds: float | None = None):
-    """A rich table of the issue's numbers: violation and over-refusal before/after, with n, CI and the judge."""
-    from rich.table import Table
-
+def _before_after(summary: dict, confirmed: bool) -> tuple[dict, dict, str, list[str], str, dict]:
+    """(baseline, chosen, judge, datasets, label, paired test) from the selection or from the confirmation."""
     sel = summary["selection"]
+    if confirmed:
+        conf = summary["confirmation"]
+        return (conf["baseline"], conf["after"] or conf["baseline"], conf["judge"], conf["datasets"],
+                f"confirmed ({conf['chosen']}, chosen on {', '.join(conf['selection_datasets'])})",
+                conf.get("paired_test") or {})
     base = sel["baseline"]
     chosen = next((c for c in sel["candidates"] if c["name"] == sel["chosen"]), base)
+    return (base, chosen, sel["context"].get("judge", "?"), sel["context"].get("datasets", []),
+            f"selected ({sel['chosen']})", summary.get("paired_test") or {})
+
+
+def before_after_table(summary: dict, title: str, wall_seconds: float | None = None, confirmed: bool = False):
+    """A rich table of the issue's numbers: violation and over-refusal before/after, with n, CI and the judge.
+
+    `confirmed` shows the confirmation datasets' numbers (chosen elsewhere) instead of the selection's."""
+    from rich.table import Table
+
+    base, chosen, judge, datasets, label, paired = _before_after(summary, confirmed)
 
     def fmt(r: dict) -> str:
         return "n/a" if r["rate"] is None else f"{r['rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}] n={r['n']}"
@@ -126,11 +151,9 @@ def before_after_table(summary: dict, title: str, wall_seconds: float | None = N
     b, a = base["violation"]["rate"], chosen["violation"]["rate"]
     rel = 1 - a / b if b and a is not None else 0.0
     d_over = (chosen["over_refusal"]["rate"] or 0.0) - (base["over_refusal"]["rate"] or 0.0)
-    table = Table(title=f"{title} — judge {sel['context'].get('judge', '?')}, "
-                        f"{', '.join(sel['context'].get('datasets', []))}")
-    for col in ("measure", "baseline", f"selected ({sel['chosen']})", "change", "goal"):
+    table = Table(title=f"{title} — judge {judge}, {', '.join(datasets)}")
+    for col in ("measure", "baseline", label, "change", "goal"):
         table.add_column(col)
-    paired = summary.get("paired_test") or {}
     p_v = f", McNemar p={paired['violation']['p_value']:.2g}" if "violation" in paired else ""
     p_o = f", McNemar p={paired['over_refusal']['p_value']:.2g}" if "over_refusal" in paired else ""
     table.add_row("violation rate (harmful prompts)", fmt(base["violation"]), fmt(chosen["violation"]),

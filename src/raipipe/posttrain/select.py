@@ -205,19 +205,54 @@ def checkpoint_spec(checkpoint: Path, lineage: dict[str, Any]) -> str:
 
 
 def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: int | None = None,
-                   judge=None, **config: Any) -> CandidateMetrics:
-    """Run the EvalRun machinery for one model (resumable, cached in the store) and reduce to two sides."""
+                   judge=None, stage: str = "select", **config: Any) -> CandidateMetrics:
+    """Run the EvalRun machinery for one model (resumable, cached in the store) and reduce to two sides.
+
+    The store run is named `STAGE:NAME`, so selection and confirmation runs of one model stay apart."""
     from raipipe.evaluate.config import EvalConfig
     from raipipe.evaluate.runner import EvalRun
     from raipipe.judges.refusal import RefusalJudge
 
     judge = judge or RefusalJudge()
-    cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[judge.name], name=f"select:{name}", **config)
+    cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[judge.name], name=f"{stage}:{name}", **config)
     run = EvalRun(cfg, model=model, judges=[judge])
     run_id = run.execute()
     items = run.items()
     return CandidateMetrics.from_two_sided(name, two_sided(items), n=len(items), step=step, model=spec,
                                            run_id=run_id)
+
+
+def evaluate_spec(name: str, spec: str, datasets: Sequence[str], judge, batch_size: int = 32, step: int | None = None,
+                  **eval_config: Any) -> CandidateMetrics:
+    """Load a model from its spec (the baseline), evaluate it and release it."""
+    from raipipe.models import load_model
+
+    chat = load_model(spec, batch_size=batch_size)
+    try:
+        return evaluate_model(name, chat, spec, datasets, step=step, judge=judge, **eval_config)
+    finally:
+        chat.close()
+
+
+def evaluate_checkpoint(path: Path, datasets: Sequence[str], judge, batch_size: int = 32, step: int | None = None,
+                        **eval_config: Any) -> CandidateMetrics:
+    """Evaluate one saved checkpoint (merged, as exported) and release it."""
+    from raipipe.posttrain.export import checkpoint_lineage
+
+    chat = checkpoint_chat_model(path, batch_size=batch_size)
+    try:
+        spec = checkpoint_spec(path, checkpoint_lineage(path))
+        return evaluate_model(path.name, chat, spec, datasets, step=step, judge=judge, **eval_config)
+    finally:
+        chat.close()
+
+
+def baseline_spec(lineage: dict[str, Any], baseline_model: str | None = None) -> str:
+    """The model the run started from, as a spec `load_model` accepts (or the one the caller names)."""
+    from raipipe.posttrain.export import parent_spec
+
+    spec = str(lineage.get("parent_model", {}).get("spec", ""))
+    return baseline_model or (spec if spec.startswith(("embedded:", "hf:")) else parent_spec(lineage))
 
 
 def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test",), out: Path | str | None = None,
@@ -227,8 +262,7 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
 
     `eval_config` goes to EvalConfig (store, params, limit, seed, policy_pack, scaffolding)."""
     from raipipe.judges.refusal import RefusalJudge
-    from raipipe.models import load_model
-    from raipipe.posttrain.export import checkpoint_lineage, parent_spec
+    from raipipe.posttrain.export import checkpoint_lineage
 
     root = Path(run_dir)
     ckpts = list_checkpoints(root)
@@ -236,21 +270,10 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
         raise FileNotFoundError(f"{root}: no checkpoint-N directories to select from")
     lineage = checkpoint_lineage(ckpts[0][1])
     judge = judge or RefusalJudge()
-    spec = str(lineage.get("parent_model", {}).get("spec", ""))
-    base_spec = baseline_model or (spec if spec.startswith(("embedded:", "hf:")) else parent_spec(lineage))
-    base_chat = load_model(base_spec, batch_size=batch_size)
-    try:
-        baseline = evaluate_model("baseline", base_chat, base_spec, datasets, step=0, judge=judge, **eval_config)
-    finally:
-        base_chat.close()
-    candidates = []
-    for step, path in ckpts:
-        chat = checkpoint_chat_model(path, batch_size=batch_size)
-        try:
-            spec = checkpoint_spec(path, checkpoint_lineage(path))
-            candidates.append(evaluate_model(path.name, chat, spec, datasets, step=step, judge=judge, **eval_config))
-        finally:
-            chat.close()
+    baseline = evaluate_spec("baseline", baseline_spec(lineage, baseline_model), datasets, judge, batch_size, step=0,
+                             **eval_config)
+    candidates = [evaluate_checkpoint(path, datasets, judge, batch_size, step=step, **eval_config)
+                  for step, path in ckpts]
     selection = choose(baseline, candidates, rule)
     selection.context = {"run_dir": str(root.resolve()), "datasets": list(datasets),
                          "judge": judge.judge_id, "run_lineage": lineage}
