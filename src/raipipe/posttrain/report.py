@@ -71,9 +71,10 @@ def _confirmation(sessions, confirmation) -> dict | None:
     """The confirmation's before/after with its own paired test (None when no confirm_datasets)."""
     if confirmation is None:
         return None
-    after = confirmation.after or confirmation.baseline
-    paired = _paired(_items(sessions, confirmation.baseline.run_id, confirmation.judge),
-                     _items(sessions, after.run_id, confirmation.judge), same_model=confirmation.after is None)
+    paired = None
+    if confirmation.after is not None:  # the baseline kept: nothing to pair, so no items to load
+        paired = _paired(_items(sessions, confirmation.baseline.run_id, confirmation.judge),
+                         _items(sessions, confirmation.after.run_id, confirmation.judge), same_model=False)
     return {**confirmation.model_dump(mode="json"), "paired_test": paired}
 
 
