@@ -24,3 +24,22 @@ def refusal_judge():
     from raipipe.judges.refusal import RefusalJudge
 
     return RefusalJudge()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A two-layer random Llama with the embedded tokenizer: for tests of what a trainer is fed, not what it learns."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from raipipe.models.embedded import converted_dir
+
+    tok = AutoTokenizer.from_pretrained(converted_dir("smollm2"))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -12,24 +12,6 @@ import pytest
 pytest.importorskip("trl")
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from raipipe.models.embedded import converted_dir
-
-    tok = AutoTokenizer.from_pretrained(converted_dir("smollm2"))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def _pairs() -> list[dict[str, str]]:
     short = [{"prompt": f"How do I {t}?", "chosen": f"Step by step, here is how to {t}: first prepare, then go on "
               "slowly, checking each part as you finish it.", "rejected": "I'm sorry, but I can't help with that."}

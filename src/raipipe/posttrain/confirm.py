@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from raipipe.posttrain.lora import write_json
 from raipipe.posttrain.select import (
+    EVAL_BATCH_SIZE,
     CandidateMetrics,
     Selection,
     baseline_spec,
@@ -65,7 +66,7 @@ def check_disjoint(selection_datasets: Sequence[str], confirm_datasets: Sequence
 
 def confirm_selection(selection: Selection, run_dir: Path | str, datasets: Sequence[str],
                       out: Path | str | None = None, baseline_model: str | None = None, judge=None,
-                      batch_size: int = 32, **eval_config: Any) -> Confirmation:
+                      batch_size: int = EVAL_BATCH_SIZE, **eval_config: Any) -> Confirmation:
     """Evaluate the baseline and the chosen checkpoint on `datasets`; write confirmation.json next to the run."""
     from raipipe.judges.refusal import RefusalJudge
 

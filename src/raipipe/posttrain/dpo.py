@@ -27,6 +27,7 @@ from raipipe.posttrain.lora import (
     run_and_record,
     write_json,
 )
+from raipipe.posttrain.shared_prompt import prompt_sharing
 from raipipe.posttrain.trl_cpu import score_answers_only_on_cpu
 
 
@@ -58,6 +59,9 @@ class DPOSettings(BaseModel):
     precompute_ref_log_probs: bool = Field(
         default=True, description="score every pair under the reference model once before training instead of "
         "on every step: ~30 % faster per step on CPU when training runs more than one epoch")
+    share_prompt_pass: bool = Field(
+        default=True, description="run each pair's prompt through the model once for both answers (same "
+        "losses up to float rounding; on 2 cores the reference pass ran 15-35 % faster, a step 0-15 %)")
     save_steps: int = Field(default=25, ge=1, description="save a checkpoint every N steps (and at the end)")
     save_only_model: bool = Field(default=True, description="skip optimizer state in checkpoints (no resume)")
     logging_steps: int = Field(default=1, ge=1, description="log loss and reward margins every N steps")
@@ -194,6 +198,7 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
     )
     score_answers_only_on_cpu()
     trainer_class = _answer_capped(DPOTrainer, settings.max_answer_tokens) if settings.max_answer_tokens else DPOTrainer
+    trainer_class = prompt_sharing(trainer_class) if settings.share_prompt_pass else trainer_class
     trainer = trainer_class(
         model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tok,
         peft_config=settings.lora.peft_config(),
