@@ -81,10 +81,17 @@ def test_hidden_states_and_gradients_match_the_unshared_forward(lora_model, batc
     assert plain_grads and plain_grads.keys() == shared_grads.keys()
     for name, grad in plain_grads.items():
         torch.testing.assert_close(shared_grads[name], grad, rtol=1e-3, atol=1e-6, msg=name)
-    assert "forward" not in vars(backbone_of(model))  # the wrapper is gone after the block
+    backbone = backbone_of(model)
+    assert "forward" not in vars(backbone)  # the wrapper is gone after the block
+    with sharing_prompts(model):
+        outer = vars(backbone)["forward"]
+        with sharing_prompts(model):
+            pass
+        assert vars(backbone)["forward"] is outer  # a nested block leaves the enclosing one's wrapper in place
 
 
-def test_dpo_losses_are_the_same_with_and_without_sharing(tiny_model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("precompute", [True, False], ids=["reference-pass-first", "reference-every-step"])
+def test_dpo_losses_are_the_same_with_and_without_sharing(tiny_model_dir, tmp_path, monkeypatch, precompute):
     from transformers.models.llama.modeling_llama import LlamaModel
 
     from raipipe.posttrain.dpo import DPOSettings, train_dpo
@@ -102,14 +109,17 @@ def test_dpo_losses_are_the_same_with_and_without_sharing(tiny_model_dir, tmp_pa
         widths.clear()
         out = tmp_path / f"share-{share}"
         s = DPOSettings(model=f"hf:{tiny_model_dir}", output_dir=out, max_steps=2, batch_size=3, grad_accum=1,
-                        learning_rate=1e-2, save_steps=100, lora={"r": 4, "alpha": 8}, share_prompt_pass=share)
+                        learning_rate=1e-2, save_steps=100, lora={"r": 4, "alpha": 8}, share_prompt_pass=share,
+                        precompute_ref_log_probs=precompute)
         train_dpo(_pairs(), s)
         rows = [json.loads(line) for line in (out / "log_history.jsonl").read_text().splitlines()]
         return [r["loss"] for r in rows if "loss" in r]
 
     plain = losses(False)
-    assert {rows for rows, _ in widths} == {6}  # reference pass and 2 steps: 3 pairs × 2 answers, whole
+    passes = len(widths)  # reference and policy passes over 3 pairs × 2 answers, whole
+    assert passes >= 3 and {rows for rows, _ in widths} == {6}
     shared = losses(True)
-    assert {rows for rows, _ in widths} == {3, 6} and len(widths) == 6  # each pass: 3 prompts, then 6 answers
+    rows = [rows for rows, _ in widths]  # each pass now: the 3 prompts, then the 6 answers on their cache
+    assert len(rows) == 2 * passes and rows.count(3) == rows.count(6) == passes
     assert len(plain) == 2 and plain[1] != plain[0]  # the second step sees the first step's update
     assert shared == pytest.approx(plain, rel=1e-4)

@@ -74,11 +74,15 @@ def backbone_of(model):
 def sharing_prompts(model) -> Iterator[None]:
     """Within the block, the backbone of `model` computes each pair's shared prompt once."""
     backbone = backbone_of(model)
+    previous = vars(backbone).get("forward")  # an enclosing block's wrapper, restored on the way out
     backbone.forward = prefix_sharing_forward(type(backbone).forward.__get__(backbone))
     try:
         yield
     finally:
-        del backbone.forward
+        if previous is None:
+            del backbone.forward
+        else:
+            backbone.forward = previous
 
 
 def prompt_sharing(trainer_class: type) -> type:
