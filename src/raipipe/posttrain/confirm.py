@@ -44,12 +44,14 @@ class Confirmation(BaseModel):
 
 
 def _prompts(specs: Sequence[str]) -> dict[str, str]:
+    """Each prompt, normalised as dedup compares them (case, punctuation, spacing), → where it was found."""
+    from raipipe.data.dedup import normalize_text
     from raipipe.data.specs import resolve_dataset
 
     found: dict[str, str] = {}
     for spec in specs:
         for record in resolve_dataset(spec)[1]:
-            found.setdefault(" ".join(record.prompt.lower().split()), f"{spec} record {record.id}")
+            found.setdefault(normalize_text(record.prompt), f"{spec} record {record.id}")
     return found
 
 
