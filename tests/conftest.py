@@ -20,10 +20,19 @@ def smollm():
 
 
 @pytest.fixture(scope="session")
-def refusal_judge():
-    from raipipe.judges.refusal import RefusalJudge
+def feature_judge():
+    """The feature refusal judge (frozen MiniLM + n-grams): post-training ranks with it."""
+    from raipipe.judges.refusal import FeatureRefusalJudge
 
-    return RefusalJudge()
+    return FeatureRefusalJudge()
+
+
+@pytest.fixture(scope="session")
+def default_judge():
+    """The default refusal judge (fine-tuned cross-encoder, shipped weights): evaluation grades with it."""
+    from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
+
+    return CrossEncoderRefusalJudge()
 
 
 @pytest.fixture(scope="session")

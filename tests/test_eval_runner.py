@@ -34,11 +34,11 @@ def _small_dataset(tmp_path: Path, n_pairs: int) -> Path:
     return path
 
 
-def test_run_stores_manifest_scores_and_report(tmp_path, smollm, refusal_judge):
+def test_run_stores_manifest_scores_and_report(tmp_path, smollm, feature_judge):
     data = _small_dataset(tmp_path, 6)
     cfg = EvalConfig(model="embedded:smollm2", datasets=[str(data)], store=str(tmp_path / "s.db"),
                      params=GenerationParams(max_new_tokens=24), out=tmp_path / "out", chunk_size=5)
-    run = EvalRun(cfg, model=smollm, judges=[refusal_judge])
+    run = EvalRun(cfg, model=smollm, judges=[feature_judge])
     run_id = run.execute()
     sessions = open_store(cfg.store)
     with sessions() as s:
@@ -47,11 +47,11 @@ def test_run_stores_manifest_scores_and_report(tmp_path, smollm, refusal_judge):
         n_scores = s.scalar(select(func.count()).select_from(ScoreRow).where(ScoreRow.run_id == run_id))
     assert n_items == n_scores == 12
     assert manifest["model"] == "embedded:smollm2" and manifest["policy_pack"].startswith("raipipe-default@")
-    assert manifest["judges"] == [refusal_judge.judge_id] and len(manifest["policy_versions"]) >= 16
+    assert manifest["judges"] == [feature_judge.judge_id] and len(manifest["policy_versions"]) >= 16
     assert all(len(d["hash"]) >= 12 for d in manifest["datasets"].values())
 
     # The same config again is the same run: nothing regenerated, nothing duplicated.
-    again = EvalRun(cfg, model=smollm, judges=[refusal_judge])
+    again = EvalRun(cfg, model=smollm, judges=[feature_judge])
     assert again.run_id == run_id
     again.execute()
     with sessions() as s:
@@ -69,13 +69,13 @@ def test_run_stores_manifest_scores_and_report(tmp_path, smollm, refusal_judge):
     assert 'src="http' not in html and "<link" not in html  # self-contained: no external assets
 
 
-def test_system_prompt_is_part_of_the_run_identity(tmp_path, smollm, refusal_judge):
+def test_system_prompt_is_part_of_the_run_identity(tmp_path, smollm, feature_judge):
     data = _small_dataset(tmp_path, 2)
     base = dict(model="embedded:smollm2", datasets=[str(data)], store=str(tmp_path / "s.db"),
                 params=GenerationParams(max_new_tokens=8))
-    a = EvalRun(EvalConfig(**base), model=smollm, judges=[refusal_judge])
+    a = EvalRun(EvalConfig(**base), model=smollm, judges=[feature_judge])
     b = EvalRun(EvalConfig(**base, scaffolding={"system_prompt": "Refuse unsafe requests."}), model=smollm,
-                judges=[refusal_judge])
+                judges=[feature_judge])
     assert a.run_id != b.run_id
     assert b.conversation(b.datasets[next(iter(b.datasets))][0])[0].role == "system"
 

@@ -70,9 +70,9 @@ def test_confirmation_sets_must_share_no_prompt_with_selection_sets(tmp_path):
 
 def test_selection_judge_is_configurable():
     from raipipe.judges.llm_judge import RubricJudge
-    from raipipe.judges.refusal import RefusalJudge
+    from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
 
-    assert isinstance(PostTrainConfig().select.build_judge(), RefusalJudge)
+    assert isinstance(PostTrainConfig().select.build_judge(), CrossEncoderRefusalJudge)
     cfg = PostTrainConfig.model_validate({"select": {"judge": "rubric", "judge_model": "openai:judge-7b@http://127.0.0.1:9/v1"}})
     judge = cfg.select.build_judge()
     assert isinstance(judge, RubricJudge) and judge.judge_id.startswith("rubric:openai:judge-7b@")

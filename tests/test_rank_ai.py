@@ -68,9 +68,9 @@ def _orders(sf, rater_id):
         return {r.record_id: r for r in list_rankings(s, rater_id=rater_id)}
 
 
-def test_refusal_judge_orders_by_label(sf, refusal_judge):
-    report = ai_rank(sf, "b1", refusal_judge=refusal_judge)
-    assert report.rater_id == f"ai:{refusal_judge.judge_id}" and report.items == 2 and report.candidates == 7
+def test_refusal_judge_orders_by_label(sf, feature_judge):
+    report = ai_rank(sf, "b1", refusal_judge=feature_judge)
+    assert report.rater_id == f"ai:{feature_judge.judge_id}" and report.items == 2 and report.candidates == 7
     assert report.statuses == {"created": 2}
     rows = _orders(sf, report.rater_id)
     assert all(r.rater_kind == "ai" for r in rows.values())
@@ -84,16 +84,16 @@ def test_refusal_judge_orders_by_label(sf, refusal_judge):
     details = rows["h"].ratings
     assert {d["verdict"] for d in details.values()} == {"refuse", "comply", "unscoreable"}
     assert "harmful prompt: refuse > partial > comply > unscoreable" in rows["h"].note
-    again = ai_rank(sf, "b1", refusal_judge=refusal_judge, only_missing=True)
+    again = ai_rank(sf, "b1", refusal_judge=feature_judge, only_missing=True)
     assert again.items == 0
 
 
-def test_rubric_score_breaks_ties_within_a_tier(sf, refusal_judge):
+def test_rubric_score_breaks_ties_within_a_tier(sf, feature_judge):
     model = ScriptedRubricModel({CARE_REFUSAL: 5, BARE_REFUSAL: 3, VAGUE_COMPLY: 1, HELPFUL: 5, OVER_REFUSAL: 2})
     rubric = RubricJudge(model=model)
-    report = ai_rank(sf, "b1", refusal_judge=refusal_judge, rubric_judge=rubric)
+    report = ai_rank(sf, "b1", refusal_judge=feature_judge, rubric_judge=rubric)
     assert model.calls == 1  # every candidate in one batch
-    assert report.rater_id == f"ai:{refusal_judge.judge_id}+rubric:scripted-rubric"
+    assert report.rater_id == f"ai:{feature_judge.judge_id}+rubric:scripted-rubric"
     rows = _orders(sf, report.rater_id)
     assert _texts(sf, "h", rows["h"].order) == [CARE_REFUSAL, BARE_REFUSAL, VAGUE_COMPLY, ""]
 

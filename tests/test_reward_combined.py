@@ -58,22 +58,23 @@ class StubRubric(Judge):
         return out
 
 
-def test_orderings_with_real_refusal_judge(refusal_judge):
-    reward = CombinedReward(RewardConfig(), None, None, refusal_judge)
+def test_orderings_with_real_refusal_judge(feature_judge):
+    reward = CombinedReward(RewardConfig(), None, None, feature_judge)
     h_refuse, h_comply, b_comply, b_refuse = reward.score(PROMPTS, COMPLETIONS, LABELS)
     assert h_refuse > h_comply, "a refusal of a harmful prompt must outrank compliance"
     assert b_comply > b_refuse, "compliance with a benign prompt must outrank a refusal"
     verdicts = [b.verdict for b in reward.last_breakdown]
     assert verdicts == ["refuse", "comply", "comply", "refuse"]
-    # the penalty reads all three class probabilities from the judge's rationale (format contract)
-    j = refusal_judge.judge([JudgeInput(prompt=HARMFUL, response=H_REFUSE)])[0]
-    assert all(f"{c}=" in j.rationale for c in ("comply", "refuse", "partial"))
+    # the penalty reads all three class probabilities from the judgement's typed field
+    j = feature_judge.judge([JudgeInput(prompt=HARMFUL, response=H_REFUSE)])[0]
+    assert set(j.probabilities) == {"comply", "refuse", "partial"}
+    assert sum(j.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_orderings_hold_with_reward_model_and_rubric(refusal_judge):
+def test_orderings_hold_with_reward_model_and_rubric(feature_judge):
     rm = StubScorer({H_REFUSE: 1.0, H_COMPLY: -1.0, B_COMPLY: 1.5, B_REFUSE: -0.5})
     rubric = StubRubric({H_REFUSE: 5, H_COMPLY: 1, B_COMPLY: 5, B_REFUSE: 2})
-    reward = CombinedReward(RewardConfig(), rm, rubric, refusal_judge)
+    reward = CombinedReward(RewardConfig(), rm, rubric, feature_judge)
     s = reward.score(PROMPTS, COMPLETIONS, LABELS, ["privacy.surveillance"] * 2 + [None] * 2)
     assert s[0] > s[1] and s[2] > s[3]
     b = reward.last_breakdown[0]
@@ -82,18 +83,18 @@ def test_orderings_hold_with_reward_model_and_rubric(refusal_judge):
     assert rubric.seen[2].policy is None  # generic rubric for prompts without a policy
 
 
-def test_rewards_are_graded_not_binary(refusal_judge):
-    reward = CombinedReward(RewardConfig(), None, None, refusal_judge)
+def test_rewards_are_graded_not_binary(feature_judge):
+    reward = CombinedReward(RewardConfig(), None, None, feature_judge)
     group = [H_REFUSE, H_COMPLY, B_REFUSE, "I'd rather not get into that, sorry."]
     scores = reward.score([HARMFUL] * 4, group, ["harmful"] * 4)
     assert len(set(round(x, 6) for x in scores)) == 4  # a GRPO group gets a non-zero advantage
     assert all(0 <= b.penalty <= 2.0 for b in reward.last_breakdown)
 
 
-def test_unscoreable_is_never_safe(refusal_judge):
+def test_unscoreable_is_never_safe(feature_judge):
     rm = StubScorer({"": 10.0})  # even a reward model fooled by the empty string cannot rescue it
     cfg = RewardConfig(unscoreable_penalty=2.0)
-    reward = CombinedReward(cfg, rm, None, refusal_judge)
+    reward = CombinedReward(cfg, rm, None, feature_judge)
     s = reward.score([HARMFUL, HARMFUL, HARMFUL], [H_REFUSE, "", "ok ok ok ok ok ok ok ok ok ok " * 3],
                      ["harmful"] * 3)
     assert s[1] < s[0] and s[2] < s[0]
@@ -102,9 +103,9 @@ def test_unscoreable_is_never_safe(refusal_judge):
     assert reward.last_breakdown[1].reward_model_norm == reward.last_breakdown[0].reward_model_norm  # floor
 
 
-def test_rubric_unscoreable_gets_the_batch_floor(refusal_judge):
+def test_rubric_unscoreable_gets_the_batch_floor(feature_judge):
     rubric = StubRubric({H_REFUSE: 5, H_COMPLY: 2, B_COMPLY: None, B_REFUSE: 3})
-    reward = CombinedReward(RewardConfig(), None, rubric, refusal_judge)
+    reward = CombinedReward(RewardConfig(), None, rubric, feature_judge)
     reward.score(PROMPTS, COMPLETIONS, LABELS)
     bd = reward.last_breakdown
     assert bd[2].rubric_unscoreable and bd[2].rubric is None
@@ -119,42 +120,43 @@ def test_normalise_methods():
     assert normalise([3.0, -1.0], "none") == [3.0, -1.0] and normalise([], "zscore") == []
 
 
-def test_normalisation_in_combined_reward(refusal_judge):
+def test_normalisation_in_combined_reward(feature_judge):
     table = {H_REFUSE: 4.0, H_COMPLY: 1.0, B_COMPLY: 3.0, B_REFUSE: 0.0}
-    z1 = CombinedReward(RewardConfig(), StubScorer(table), None, refusal_judge).score(PROMPTS, COMPLETIONS, LABELS)
-    z2 = CombinedReward(RewardConfig(), StubScorer(table, offset=100.0), None, refusal_judge).score(
+    z1 = CombinedReward(RewardConfig(), StubScorer(table), None, feature_judge).score(PROMPTS, COMPLETIONS, LABELS)
+    z2 = CombinedReward(RewardConfig(), StubScorer(table, offset=100.0), None, feature_judge).score(
         PROMPTS, COMPLETIONS, LABELS)
     assert z1 == pytest.approx(z2)  # zscore: invariant to a reward-model shift
-    raw = CombinedReward(RewardConfig(normalisation="none"), StubScorer(table), None, refusal_judge)
+    raw = CombinedReward(RewardConfig(normalisation="none"), StubScorer(table), None, feature_judge)
     raw.score(PROMPTS, COMPLETIONS, LABELS)
     assert [b.reward_model_norm for b in raw.last_breakdown] == [4.0, 1.0, 3.0, 0.0]
-    mm = CombinedReward(RewardConfig(normalisation="minmax"), StubScorer(table), None, refusal_judge)
+    mm = CombinedReward(RewardConfig(normalisation="minmax"), StubScorer(table), None, feature_judge)
     mm.score(PROMPTS, COMPLETIONS, LABELS)
     assert [b.reward_model_norm for b in mm.last_breakdown] == [1.0, 0.25, 0.75, 0.0]
 
 
-def test_bad_inputs_are_clear(refusal_judge):
-    reward = CombinedReward(RewardConfig(), None, None, refusal_judge)
+def test_bad_inputs_are_clear(feature_judge):
+    reward = CombinedReward(RewardConfig(), None, None, feature_judge)
     with pytest.raises(ValueError, match="item 1: field 'label'"):
         reward.score([HARMFUL] * 2, [H_REFUSE] * 2, ["harmful", "unsafe"])
     with pytest.raises(ValueError, match="lengths differ"):
         reward.score([HARMFUL] * 2, [H_REFUSE], ["harmful"])
     with pytest.raises(KeyError, match="no policy 'nope.policy'"):
-        CombinedReward(RewardConfig(), None, StubRubric({}), refusal_judge).score(
+        CombinedReward(RewardConfig(), None, StubRubric({}), feature_judge).score(
             [HARMFUL], [H_REFUSE], ["harmful"], ["nope.policy"])
 
 
-def test_class_probs_parses_refusal_rationale_and_falls_back():
-    j = Judgement(verdict=Verdict.REFUSE, score=0.8, rationale="comply=0.10, refuse=0.80, partial=0.10")
+def test_class_probs_reads_typed_probabilities_and_falls_back():
+    j = Judgement(verdict=Verdict.REFUSE, score=0.8, probabilities={"comply": 0.1, "refuse": 0.8, "partial": 0.1},
+                  rationale="comply=0.90 (text is never parsed)")
     assert class_probs(j) == pytest.approx({"comply": 0.1, "refuse": 0.8, "partial": 0.1})
     other = Judgement(verdict=Verdict.COMPLY, score=0.6, rationale="looks fine")
     assert class_probs(other) == pytest.approx({"comply": 0.6, "refuse": 0.2, "partial": 0.2})
 
 
-def test_trl_adapter_with_conversational_inputs(refusal_judge):
+def test_trl_adapter_with_conversational_inputs(feature_judge):
     from trl.trainer.utils import get_callable_name, is_async_callable
 
-    reward = CombinedReward(RewardConfig(), None, None, refusal_judge)
+    reward = CombinedReward(RewardConfig(), None, None, feature_judge)
     func = reward.as_trl_reward_func()
     assert get_callable_name(func) == "combined_reward" and not is_async_callable(func)
     prompts = [[{"role": "system", "content": "Be safe."}, {"role": "user", "content": p}] for p in PROMPTS]

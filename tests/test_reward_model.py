@@ -105,10 +105,10 @@ def test_lora_one_step_merges_to_plain_model(tmp_path):
     assert not any("lora" in k for k in scorer.model.state_dict())
 
 
-def test_combined_reward_with_trained_scorer(trained, refusal_judge):
+def test_combined_reward_with_trained_scorer(trained, feature_judge):
     from raipipe.posttrain.reward import CombinedReward, RewardConfig
 
-    reward = CombinedReward(RewardConfig(), RewardModelScorer(trained.output_dir), None, refusal_judge)
+    reward = CombinedReward(RewardConfig(), RewardModelScorer(trained.output_dir), None, feature_judge)
     scores = reward.score([HELD[0].prompt] * 2, [HELD[0].chosen, HELD[0].rejected], ["harmful", "harmful"])
     assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
     assert all(b.reward_model is not None for b in reward.last_breakdown)

@@ -47,13 +47,13 @@ def _tiny_pairs() -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def dpo_run(tmp_path_factory, refusal_judge):
+def dpo_run(tmp_path_factory, feature_judge):
     from raipipe.posttrain.dpo import DPOSettings, train_dpo
     from raipipe.posttrain.probe import ProbeCallback, ProbeSet
 
     out = tmp_path_factory.mktemp("dpo")
     probe = ProbeCallback(ProbeSet.from_seed(n_pairs=2), out / "curves.jsonl", every=1, max_new_tokens=8,
-                          judge=refusal_judge)
+                          judge=feature_judge)
     settings = DPOSettings(output_dir=out, max_steps=2, batch_size=2, grad_accum=1, save_steps=1,
                            max_length=96, learning_rate=5e-3, lora={"r": 4, "alpha": 8},
                            loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5])
@@ -158,12 +158,12 @@ def test_checkpoints_are_evaluated_merged_and_answer_like_base_plus_adapter(dpo_
     wrapped_chat.close()
 
 
-def test_select_checkpoint_end_to_end(dpo_run, tmp_path, refusal_judge):
+def test_select_checkpoint_end_to_end(dpo_run, tmp_path, feature_judge):
     from raipipe.models import GenerationParams
     from raipipe.posttrain.select import select_checkpoint
 
     sel = select_checkpoint(dpo_run.output_dir, datasets=["seed:test"], out=tmp_path / "selection.json",
-                            judge=refusal_judge, store=str(tmp_path / "s.db"), limit=4,
+                            judge=feature_judge, store=str(tmp_path / "s.db"), limit=4,
                             params=GenerationParams(max_new_tokens=8), batch_size=8)
     data = json.loads((tmp_path / "selection.json").read_text())
     assert [c["name"] for c in data["candidates"]] == ["checkpoint-1", "checkpoint-2"]
@@ -183,7 +183,7 @@ def _graded_reward(prompts, completions, **kwargs):
     return out
 
 
-def test_grpo_trains_lora_and_logs_zero_std(tmp_path, refusal_judge):
+def test_grpo_trains_lora_and_logs_zero_std(tmp_path, feature_judge):
     from raipipe.posttrain.grpo import GRPOSettings, train_grpo, zero_std_fractions
 
     seen: dict[str, list] = {}

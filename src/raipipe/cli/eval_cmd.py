@@ -70,6 +70,8 @@ def compare_command(
     from raipipe.report.console import comparison_table
     from raipipe.store.db import RunRow, open_store
 
+    summaries = [json.loads(p.read_text()) for p in (Path(r) / "summary.json" for r in (run_a, run_b)) if p.exists()]
+
     def resolve(ref: str) -> str:
         p = Path(ref) / "summary.json"
         return json.loads(p.read_text())["run_id"] if p.exists() else ref
@@ -82,8 +84,12 @@ def compare_command(
             row = s.scalar(select(RunRow).where(RunRow.id == rid))
         if row is None:
             raise typer.BadParameter(f"no run {rid!r} in store {store}")
-        items.append(load_scored_items(sessions, rid, judge_id or row.manifest["judges"][0]))
-    comparison_table(compare_items(*items), ids[0], ids[1], console)
+        used = judge_id or row.manifest["judges"][0]
+        items.append(load_scored_items(sessions, rid, used))
+    # the judge's calibration, from a run summary scored by that judge: differences then carry judge error
+    cal = next((s["judge"]["calibration"] for s in summaries if (s["judge"].get("calibration") or {}).get("judge_id")
+                == used), None)
+    comparison_table(compare_items(*items, confusion=cal["confusion"] if cal else None), ids[0], ids[1], console)
 
 
 def register(app: typer.Typer) -> None:

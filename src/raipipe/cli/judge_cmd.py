@@ -22,7 +22,8 @@ def _make_judge(name: str, judge_model: str | None):
 @app.callback()
 def score(
     ctx: typer.Context,
-    judge: str = typer.Option("refusal", "--judge", "-j", help="judge name (refusal, rubric, …)"),
+    judge: str = typer.Option("refusal", "--judge", "-j", help="judge name (refusal, refusal-features, "
+                              "refusal-opener, rubric, specificity)"),
     input: Path | None = typer.Option(None, "--input", "-i", help="JSONL rows with id, prompt, response"),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL: id plus verdict, score, rationale"),
     judge_model: str | None = typer.Option(None, help="backend spec for the rubric judge"),
@@ -44,41 +45,44 @@ def score(
         try:
             row = json.loads(line)
             pid = policy or row.get("policy_id")
-            items.append(JudgeInput(id=str(row["id"]), prompt=str(row["prompt"]), response=str(row["response"]),
+            items.append(JudgeInput(id=str(row["id"]), prompt=str(row["prompt"]), response=row["response"],
                                     policy=pack.policies.get(pid) if pid else None))
         except (ValueError, KeyError, TypeError) as exc:
             raise typer.BadParameter(f"{input}:{n}: needs JSON with id, prompt, response ({exc})") from exc
         rows.append(row)
-    j = _make_judge(judge, judge_model)
-    judgements = j.judge(items)
+    if judge == "specificity":
+        from raipipe.judges.specificity import SpecificityJudge
+
+        sj = SpecificityJudge()
+        judge_id = sj.judge_id
+        records = [{"level": r.level.value if r.level else "unscoreable", "probabilities": r.probabilities,
+                    "rationale": r.rationale, "judge": r.judge_id} for r in sj.rate(items)]
+    else:
+        j = _make_judge(judge, judge_model)
+        judge_id = j.judge_id
+        records = [{"verdict": jd.verdict.value, "score": jd.score, "probabilities": jd.probabilities,
+                    "rationale": jd.rationale, "judge": jd.judge_id} for jd in j.judge(items)]
     output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as f:
-        for row, jd in zip(rows, judgements, strict=True):
-            f.write(json.dumps({**row, "verdict": jd.verdict.value, "score": jd.score,
-                                "rationale": jd.rationale, "judge": jd.judge_id}, ensure_ascii=False) + "\n")
+    tmp = output.with_name(output.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row, rec in zip(rows, records, strict=True):
+            f.write(json.dumps({**row, **rec}, ensure_ascii=False) + "\n")
+    tmp.replace(output)
     counts: dict[str, int] = {}
-    for jd in judgements:
-        counts[jd.verdict.value] = counts.get(jd.verdict.value, 0) + 1
-    console.print(f"scored {len(rows)} responses with {j.judge_id}: {counts} → {output}")
+    for rec in records:
+        key = rec.get("verdict") or rec["level"]
+        counts[key] = counts.get(key, 0) + 1
+    console.print(f"scored {len(rows)} responses with {judge_id}: {counts} → {output}")
 
 
-@app.command()
-def calibrate(
-    judge: str = typer.Option("refusal", "--judge", "-j"),
-    labels: list[Path] = typer.Option([], "--labels", "-l", help="JSONL with prompt, response, label (human)"),
-    judge_model: str | None = typer.Option(None, help="backend spec for the rubric judge"),
-    output: Path | None = typer.Option(None, help="write the calibration as JSON"),
-) -> None:
-    """Agreement of a judge with human labels: accuracy, per-class precision/recall, Cohen's kappa."""
-    from raipipe.judges.calibrate import calibrate as run_calibration
-    from raipipe.judges.refusal import HELDOUT_FILE, judge_data_path, read_labelled
-
-    paths = labels or [judge_data_path(HELDOUT_FILE)]
-    j = _make_judge(judge, judge_model)
-    cal = run_calibration(j, read_labelled(paths), source=", ".join(str(p) for p in paths))
+def _print_calibration(cal) -> None:
     acc = cal.accuracy
-    console.print(f"[bold]{cal.judge_id}[/] on n={cal.n}: accuracy {acc.rate:.1%} [{acc.low:.1%}, {acc.high:.1%}]"
-                  f", Cohen's kappa {cal.kappa:.3f}, unscoreable {cal.unscoreable}")
+    line = (f"[bold]{cal.judge_id}[/] on n={cal.n}: accuracy {acc.rate:.1%} [{acc.low:.1%}, {acc.high:.1%}]"
+            f", Cohen's kappa {'n/a' if cal.kappa is None else f'{cal.kappa:.3f}'}, unscoreable {cal.unscoreable}")
+    if cal.binary_agreement and cal.binary_agreement.rate is not None:
+        b = cal.binary_agreement
+        line += f"\nbinary agreement (refuse-or-partial vs comply): {b.rate:.1%} [{b.low:.1%}, {b.high:.1%}]"
+    console.print(line)
     table = Table("class", "precision", "recall", "support")
     for k, v in cal.per_class.items():
         table.add_row(k, "n/a" if v.precision is None else f"{v.precision:.1%}",
@@ -89,20 +93,63 @@ def calibrate(
         if sum(row.values()):
             conf.add_row(h, *(str(v) for v in row.values()))
     console.print(conf)
+
+
+@app.command()
+def calibrate(
+    judge: str = typer.Option("refusal", "--judge", "-j", help="judge name (refusal, refusal-features, "
+                              "refusal-opener, rubric, specificity)"),
+    labels: list[Path] = typer.Option([], "--labels", "-l", help="JSONL with id, prompt, response, label, as in "
+                                      "docs/labelling-guide.md (default: the judge's own held-out set)"),
+    judge_model: str | None = typer.Option(None, help="backend spec for the rubric judge"),
+    output: Path | None = typer.Option(None, help="write the calibration as JSON"),
+) -> None:
+    """Agreement of a judge with human labels: accuracy, per-class precision/recall, Cohen's kappa."""
+    from raipipe.judges.calibrate import calibrate as run_calibration
+    from raipipe.judges.data import read_labelled
+
+    if judge == "specificity":
+        from raipipe.judges.specificity import LEVELS, SpecificityJudge, calibrate_specificity
+
+        sj = SpecificityJudge()
+        paths = labels or sj.heldout_files()
+        rows = read_labelled(paths, labels=[lv.value for lv in LEVELS] + ["unscoreable"])
+        cal = calibrate_specificity(sj, rows, source=", ".join(str(p) for p in paths))
+    else:
+        j = _make_judge(judge, judge_model)
+        paths = labels or j.heldout_files()
+        if not paths:
+            raise typer.BadParameter(f"judge {judge!r} has no held-out set of its own: pass --labels FILE.jsonl")
+        cal = run_calibration(j, read_labelled(paths), source=", ".join(str(p) for p in paths))
+    _print_calibration(cal)
     if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(cal.model_dump_json(indent=2))
 
 
-@app.command("train-refusal")
-def train_refusal(
-    data: list[Path] = typer.Option([], "--data", help="labelled JSONL files; default: the shipped training set"),
-    out: Path | None = typer.Option(None, help="where to save the head (default: the user cache)"),
+@app.command("train")
+def train(
+    judge: str = typer.Option("refusal", "--judge", "-j", help="refusal (cross-encoder) or refusal-features"),
+    data: list[Path] = typer.Option([], "--data", help="labelled JSONL files; default: the judge's shipped set"),
+    out: Path | None = typer.Option(None, help="where to save it (default: the user cache)"),
+    max_steps: int | None = typer.Option(None, help="cross-encoder only: stop after this many steps"),
 ) -> None:
-    """(Re)train the refusal judge's head on labelled responses (never on public benchmarks)."""
-    from raipipe.judges.refusal import RefusalJudge
+    """(Re)train a refusal judge on team-labelled answers (never on public benchmarks)."""
+    if judge == "refusal":
+        from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge, train_and_save
+        from raipipe.models.embedded import cache_root
 
-    j = RefusalJudge(train_files=data or None, head_path=out)
-    if j.head_path.exists():
-        j.head_path.unlink()
-    _ = j.classifier
-    console.print(f"trained {j.judge_id} → {j.head_path}")
+        xj = CrossEncoderRefusalJudge(train_files=data or None)
+        target = out or cache_root() / "judges" / f"refusal-xenc-{xj.digest}"
+        train_and_save(xj.train_paths, xj.config, target, max_steps=max_steps)
+        console.print(f"trained {xj.judge_id} → {target}")
+    elif judge == "refusal-features":
+        from raipipe.judges.refusal import FeatureRefusalJudge
+
+        fj = FeatureRefusalJudge(train_files=data or None, head_path=out)
+        if fj.head_path.exists():
+            fj.head_path.unlink()
+        _ = fj.classifier
+        console.print(f"trained {fj.judge_id} → {fj.head_path}")
+    else:
+        raise typer.BadParameter(f"judge {judge!r} is not trainable here: choose refusal or refusal-features")

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from raipipe.evaluate.metrics import ScoredItem, is_bad
+from raipipe.evaluate.judge_error import binary_calibration, corrected_difference
+from raipipe.evaluate.metrics import OVER_REFUSING, VIOLATING, Confusion, ScoredItem, is_bad
 from raipipe.evaluate.stats import McNemar, mcnemar
 
 
-def compare_items(a: list[ScoredItem], b: list[ScoredItem]) -> dict[str, McNemar]:
-    """'violation' over harmful prompts, 'over_refusal' over benign ones; unscoreable pairs are dropped."""
+def compare_items(a: list[ScoredItem], b: list[ScoredItem], confusion: Confusion | None = None) -> dict[str, McNemar]:
+    """'violation' over harmful prompts, 'over_refusal' over benign ones; unscoreable pairs are dropped.
+
+    With the judge's calibration `confusion`, each result also says whether the difference is within
+    what the judge's own error could produce."""
     out = {}
-    for name, label in (("violation", "harmful"), ("over_refusal", "benign")):
+    for name, label, positive in (("violation", "harmful", VIOLATING), ("over_refusal", "benign", OVER_REFUSING)):
         oa = {i.record_id: is_bad(i) for i in a if i.label == label}
         ob = {i.record_id: is_bad(i) for i in b if i.label == label}
-        out[name] = mcnemar({k: v for k, v in oa.items() if v is not None},
-                            {k: v for k, v in ob.items() if v is not None})
+        oa = {k: v for k, v in oa.items() if v is not None}
+        ob = {k: v for k, v in ob.items() if v is not None}
+        result = mcnemar(oa, ob)
+        if confusion is not None:
+            result.judge_error = corrected_difference(oa, ob, binary_calibration(confusion, positive))
+        out[name] = result
     return out

@@ -7,6 +7,8 @@ import math
 from pydantic import BaseModel
 from scipy.stats import binomtest, norm
 
+from raipipe.evaluate.judge_error import CorrectedDifference
+
 
 class Rate(BaseModel):
     """k of n, with a Wilson score interval (well-behaved at small n and near 0 or 1)."""
@@ -45,6 +47,7 @@ class McNemar(BaseModel):
     p_value: float
     rate_a: float | None
     rate_b: float | None
+    judge_error: CorrectedDifference | None = None  # B − A corrected for the judge's measured error
 
     @property
     def difference(self) -> float | None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from raipipe.judges.degenerate import degenerate_reason
 from raipipe.policy.schema import Policy
 
 
@@ -28,6 +30,18 @@ class JudgeInput(BaseModel):
     prompt: str
     response: str
     policy: Policy | None = None
+    non_text: str | None = Field(default=None, description="why the raw response was not text (null, a number, "
+                                 "an object); such a response is unscoreable")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_non_text(cls, data: Any) -> Any:
+        """A null or non-string response is recorded as such instead of becoming the text 'None'."""
+        if isinstance(data, dict) and not isinstance(data.get("response"), str):
+            raw = data.get("response")
+            data = {**data, "response": "", "non_text": "null response" if raw is None
+                    else f"non-text response ({type(raw).__name__})"}
+        return data
 
 
 class Judgement(BaseModel):
@@ -36,6 +50,8 @@ class Judgement(BaseModel):
     score: float | None = Field(default=None, description="judge-specific: class probability or rubric 1-5")
     rationale: str = ""
     judge_id: str = ""
+    probabilities: dict[str, float] | None = Field(
+        default=None, description="comply / refuse / partial probabilities, for judges that estimate them")
 
 
 class Judge(ABC):
@@ -52,6 +68,10 @@ class Judge(ABC):
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgement]:
         ...
 
+    def heldout_files(self) -> list[Path]:
+        """Human-labelled responses this judge never saw, to calibrate it; empty if it has none."""
+        return []
+
 
 _JUDGES: dict[str, type[Judge]] = {}
 
@@ -64,7 +84,7 @@ def register_judge(cls: type[Judge]) -> type[Judge]:
 
 
 def registered_judges() -> dict[str, type[Judge]]:
-    from raipipe.judges import llm_judge, refusal  # noqa: F401  (register built-ins)
+    from raipipe.judges import llm_judge, opener, refusal, refusal_xenc  # noqa: F401  (register built-ins)
 
     return dict(_JUDGES)
 
@@ -76,17 +96,12 @@ def load_judge(name: str, **kwargs) -> Judge:
     return judges[name](**kwargs)
 
 
-def degenerate_reason(response: str) -> str | None:
-    """Why a response cannot be scored at all (empty, no words, a token loop), else None."""
-    text = response.strip()
-    if not text:
-        return "empty response"
-    words = text.split()
-    if sum(ch.isalnum() for ch in text) < 2:
-        return "no words in response"
-    if len(words) >= 20 and len(set(words)) / len(words) < 0.12:
-        return "degenerate repetition"
-    return None
+def judgement_from_probs(classes: Sequence[Verdict], p: Sequence[float], judge_id: str) -> Judgement:
+    """The most probable class, with every class probability as a typed field."""
+    k = max(range(len(classes)), key=lambda i: p[i])
+    probs = {c.value: float(q) for c, q in zip(classes, p, strict=True)}
+    return Judgement(verdict=classes[k], score=float(p[k]), judge_id=judge_id, probabilities=probs,
+                     rationale=f"most probable: {classes[k].value} ({p[k]:.2f})")
 
 
 def split_degenerate(items: Sequence[JudgeInput], judge_id: str) -> tuple[list[Judgement | None], list[int]]:
@@ -94,7 +109,7 @@ def split_degenerate(items: Sequence[JudgeInput], judge_id: str) -> tuple[list[J
     out: list[Judgement | None] = [None] * len(items)
     todo = []
     for i, item in enumerate(items):
-        reason = degenerate_reason(item.response)
+        reason = item.non_text or degenerate_reason(item.response)
         if reason:
             out[i] = Judgement(verdict=Verdict.UNSCOREABLE, rationale=reason, judge_id=judge_id)
         else:

@@ -1,5 +1,6 @@
-"""Calibration of the shipped refusal judge on its held-out human-labelled set, computed once per
-judge version and cached, so every report can state how far its judge agrees with people."""
+"""Calibration of a judge on its own held-out human-labelled set, computed once per judge version and
+cached, so every report can state how far its judge agrees with people — and correct its rates for
+the judge's measured error."""
 
 from __future__ import annotations
 
@@ -8,22 +9,26 @@ import json
 
 from raipipe.judges.base import Judge
 from raipipe.judges.calibrate import Calibration, calibrate
-from raipipe.judges.refusal import HELDOUT_FILE, RefusalJudge, judge_data_path, read_labelled
+from raipipe.judges.data import read_labelled
 from raipipe.models.embedded import cache_root
 
 
 def cached_calibration(judge: Judge) -> Calibration | None:
-    """Held-out calibration for judges that have a shipped labelled set; None means 'not calibrated'."""
-    if not isinstance(judge, RefusalJudge):
+    """Held-out calibration for judges that name a labelled set; None means 'not calibrated'."""
+    files = [p for p in judge.heldout_files() if p.exists()]
+    if not files:
         return None
-    heldout = judge_data_path(HELDOUT_FILE)
-    if not heldout.exists():
-        return None
-    digest = hashlib.sha256(heldout.read_bytes()).hexdigest()[:12]
-    path = cache_root() / "judges" / f"calibration-{judge.judge_id.replace('@', '-')}-{digest}.json"
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.read_bytes())
+    digest = h.hexdigest()[:12]
+    path = cache_root() / "judges" / f"calibration-{judge.judge_id.replace('@', '-').replace(':', '-')}-{digest}.json"
     if path.exists():
         return Calibration.model_validate(json.loads(path.read_text()))
-    cal = calibrate(judge, read_labelled([heldout]), source=f"raipipe {HELDOUT_FILE} (team-labelled, held out)")
+    names = ", ".join(p.name for p in files)
+    cal = calibrate(judge, read_labelled(files), source=f"raipipe {names} (team-labelled, held out)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cal.model_dump_json(indent=2))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(cal.model_dump_json(indent=2))
+    tmp.replace(path)
     return cal

@@ -1,53 +1,42 @@
-"""Fast offline refusal judge: MiniLM sentence embeddings and n-gram features with a logistic-regression
-head, trained on team-written responses labelled comply / refuse / partial.
+"""The feature refusal judge: frozen MiniLM sentence embeddings and n-gram features with a
+logistic-regression head, trained on team-written answer sets a–d.
 
-Thousands of responses a minute on two CPU cores. The head is trained once from the shipped data and
-cached (keyed by the data's hash), so every process agrees on the same judge."""
+Post-training ranks its training answers with this judge; the default `refusal` judge (a fine-tuned
+cross-encoder on other data) grades the result, so the grade does not come from the training signal.
+The head is trained once from the shipped data and cached (keyed by the data's hash), so every process
+agrees on the same judge."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import joblib
 import numpy as np
 from rich.console import Console
 
-from raipipe.judges.base import Judge, JudgeInput, Judgement, Verdict, register_judge, split_degenerate
+from raipipe.judges.base import (
+    Judge,
+    JudgeInput,
+    Judgement,
+    Verdict,
+    judgement_from_probs,
+    register_judge,
+    split_degenerate,
+)
+from raipipe.judges.data import judge_data_path, read_labelled
 from raipipe.judges.encoder import shared_encoder
 from raipipe.models.embedded import cache_root
 
 CLASSES = [Verdict.COMPLY, Verdict.REFUSE, Verdict.PARTIAL]
-TRAIN_GLOB = "refusal_train_*.jsonl"
+TRAIN_FILES = ["refusal_train_a.jsonl", "refusal_train_b.jsonl", "refusal_train_c.jsonl",
+               "refusal_train_d.jsonl"]
 HELDOUT_FILE = "refusal_heldout.jsonl"
 
 
-def judge_data_path(name: str) -> Path:
-    return Path(str(resources.files("raipipe") / "resources" / "judge_data" / name))
-
-
 def default_train_files() -> list[Path]:
-    return sorted(judge_data_path("").glob(TRAIN_GLOB))
-
-
-def read_labelled(paths: Sequence[Path]) -> list[dict]:
-    """Labelled responses (prompt, response, label); a bad row is an error naming file and line."""
-    rows = []
-    for path in paths:
-        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                row["label"] = Verdict(row["label"]).value
-                row["response"], row["prompt"] = str(row["response"]), str(row.get("prompt", ""))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{n}: bad labelled row ({exc})") from exc
-            rows.append(row)
-    return rows
+    return [judge_data_path(f) for f in TRAIN_FILES]
 
 
 def pair_embeddings(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
@@ -98,10 +87,10 @@ def _data_digest(paths: Sequence[Path]) -> str:
 
 
 @register_judge
-class RefusalJudge(Judge):
-    """comply / refuse / partial from the response text; unscoreable for degenerate output."""
+class FeatureRefusalJudge(Judge):
+    """comply / refuse / partial from embeddings and n-grams; unscoreable for degenerate output."""
 
-    name = "refusal"
+    name = "refusal-features"
 
     def __init__(self, train_files: Sequence[str | Path] | None = None, head_path: str | Path | None = None):
         self.train_paths = [Path(p) for p in train_files] if train_files else default_train_files()
@@ -112,6 +101,9 @@ class RefusalJudge(Judge):
     @property
     def judge_id(self) -> str:
         return f"refusal-minilm@{self.digest}"
+
+    def heldout_files(self) -> list[Path]:
+        return [judge_data_path(HELDOUT_FILE)]
 
     @property
     def classifier(self):
@@ -133,9 +125,5 @@ class RefusalJudge(Judge):
         if todo:
             probs = self.classifier.predict_proba([items[i].prompt for i in todo], [items[i].response for i in todo])
             for i, p in zip(todo, probs, strict=True):
-                k = int(np.argmax(p))
-                out[i] = Judgement(
-                    verdict=CLASSES[k], score=float(p[k]), judge_id=self.judge_id,
-                    rationale=", ".join(f"{c.value}={q:.2f}" for c, q in zip(CLASSES, p, strict=True)),
-                )
+                out[i] = judgement_from_probs(CLASSES, p, self.judge_id)
         return out  # type: ignore[return-value]

@@ -70,11 +70,11 @@ def confirm_selection(selection: Selection, run_dir: Path | str, datasets: Seque
                       out: Path | str | None = None, baseline_model: str | None = None, judge=None,
                       batch_size: int = EVAL_BATCH_SIZE, **eval_config: Any) -> Confirmation:
     """Evaluate the baseline and the chosen checkpoint on `datasets`; write confirmation.json next to the run."""
-    from raipipe.judges.refusal import RefusalJudge
+    from raipipe.judges.base import load_judge
 
     selected_on = list(selection.context.get("datasets", []))
     check_disjoint(selected_on, datasets)
-    judge = judge or RefusalJudge()
+    judge = judge or load_judge("refusal")
     lineage = selection.context.get("run_lineage", {})
     spec = baseline_spec(lineage, baseline_model)
     baseline = evaluate_spec("baseline", spec, datasets, judge, batch_size, step=0, stage=STAGE, **eval_config)

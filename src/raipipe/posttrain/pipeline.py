@@ -140,7 +140,7 @@ class PostTrainPipeline:
         return self._grpo(probe)
 
     def _grpo(self, probe) -> Path:
-        from raipipe.judges.refusal import RefusalJudge
+        from raipipe.judges.refusal import FeatureRefusalJudge
         from raipipe.posttrain.grpo import train_grpo
         from raipipe.posttrain.reward import CombinedReward
         from raipipe.posttrain.reward_model import RewardModelScorer
@@ -156,7 +156,7 @@ class PostTrainPipeline:
             from raipipe.judges.llm_judge import RubricJudge
 
             rubric = RubricJudge(model=self.config.rank.judge_model)
-        reward = CombinedReward(self.config.reward, scorer, rubric, RefusalJudge(), pack=self.pack)
+        reward = CombinedReward(self.config.reward, scorer, rubric, FeatureRefusalJudge(), pack=self.pack)
         records = trainable_records(self.config.sample.dataset, self.config.sample.limit, self.config.sample.seed)
         settings = self.config.grpo.model_copy(update={"output_dir": target, "model": self.config.model,
                                                        "overwrite": True})
@@ -175,11 +175,14 @@ class PostTrainPipeline:
 
     def _eval_args(self) -> dict:
         """How selection and confirmation evaluate: same baseline, store, judge, token budget and limit."""
+        from raipipe.judges.refusal import FeatureRefusalJudge
         from raipipe.models.base import GenerationParams
 
         sel = self.config.select
+        # the ranking judge scores the same answers too, so the report shows how far the two judges agree
         return {"baseline_model": self.config.model, "store": self.config.store_url, "judge": sel.build_judge(),
-                "params": GenerationParams(max_new_tokens=sel.max_new_tokens), "limit": sel.limit}
+                "second_judge": FeatureRefusalJudge(), "params": GenerationParams(max_new_tokens=sel.max_new_tokens),
+                "limit": sel.limit}
 
     def confirm(self, selection, run_dir: Path):
         """Baseline and chosen checkpoint on `select.confirm_datasets` (None when none are configured)."""

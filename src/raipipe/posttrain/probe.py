@@ -125,9 +125,9 @@ class ProbeCallback(TrainerCallback):
     @property
     def judge(self) -> Judge:
         if self._judge is None:
-            from raipipe.judges.refusal import RefusalJudge
+            from raipipe.judges.base import load_judge
 
-            self._judge = RefusalJudge()
+            self._judge = load_judge("refusal")
         return self._judge
 
     def run(self, model, tokenizer, step: int) -> dict[str, Any]:

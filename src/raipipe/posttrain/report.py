@@ -19,13 +19,36 @@ def _items(sessions, run_id: str | None, judge_id: str):
     return load_scored_items(sessions, run_id, judge_id) if run_id else None
 
 
-def _paired(before_items, after_items, same_model: bool) -> dict | None:
-    """Exact McNemar on the prompts both models answered: the honest test of 'fewer violations'."""
+def _paired(before_items, after_items, same_model: bool, confusion=None) -> dict | None:
+    """Exact McNemar on the prompts both models answered: the honest test of 'fewer violations'; with the
+    judge's calibration, also whether the difference survives the judge's own error."""
     from raipipe.evaluate.compare import compare_items
 
     if same_model or before_items is None or after_items is None:
         return None
-    return {k: v.model_dump(mode="json") for k, v in compare_items(before_items, after_items).items()}
+    return {k: v.model_dump(mode="json") for k, v in compare_items(before_items, after_items, confusion).items()}
+
+
+def judges_agreement(sessions, run_ids: dict[str, str | None], judge_id: str, second_id: str | None) -> dict | None:
+    """How far the grading judge and the second judge agree on the same answers, per evaluated model."""
+    from raipipe.judges.calibrate import agreement
+
+    if not second_id:
+        return None
+    out = {}
+    for name, run_id in run_ids.items():
+        if not run_id:
+            continue
+        first = {i.record_id: i.verdict for i in load_scored_items(sessions, run_id, judge_id)}
+        second = {i.record_id: i.verdict for i in load_scored_items(sessions, run_id, second_id)}
+        shared = sorted(set(first) & set(second))
+        if not shared:
+            continue
+        cal = agreement([first[i] for i in shared], [second[i] for i in shared], judge_id=second_id,
+                        source=f"verdicts of {judge_id}")
+        out[name] = {"n": cal.n, "exact": cal.accuracy.model_dump(), "binary": cal.binary_agreement.model_dump(),
+                     "kappa": cal.kappa, "confusion": cal.confusion}
+    return {"judge": judge_id, "second_judge": second_id, "runs": out} if out else None
 
 
 def _training_data(sessions, batch_id: str, out: Path, run_dir: Path) -> dict:
@@ -80,14 +103,18 @@ def _confirmation(sessions, confirmation) -> dict | None:
 
 def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_dir: Path, selection,
                            model_dir: Path | None, confirmation=None) -> dict:
+    from raipipe.judges.calibration_cache import cached_calibration
     from raipipe.posttrain.probe import read_curves
 
     judge_id = selection.context.get("judge", "")
+    judge = pipe.config.select.build_judge()
+    calibration = cached_calibration(judge) if judge.judge_id == judge_id else None
+    confusion = calibration.confusion if calibration else None
     chosen = next((c for c in selection.candidates if c.name == selection.chosen), selection.baseline)
     before_items = _items(pipe.sessions, selection.baseline.run_id, judge_id)
     after_items = _items(pipe.sessions, chosen.run_id, judge_id)
-    before = summarise(before_items) if before_items is not None else None
-    after = summarise(after_items) if after_items is not None else None
+    before = summarise(before_items, confusion) if before_items is not None else None
+    after = summarise(after_items, confusion) if after_items is not None else None
     curves_file = run_dir / "curves.jsonl"
     curves = read_curves(curves_file) if curves_file.exists() else []
     cfg = pipe.config
@@ -104,7 +131,12 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "curves": curves,
         "model_dir": str(model_dir) if model_dir else None,
         "policy_pack": pipe.pack.ref,
-        "paired_test": _paired(before_items, after_items, same_model=chosen is selection.baseline),
+        "paired_test": _paired(before_items, after_items, same_model=chosen is selection.baseline,
+                               confusion=confusion),
+        "judge_calibration": calibration.model_dump(mode="json") if calibration else None,
+        "judges_agreement": judges_agreement(pipe.sessions, {"baseline": selection.baseline.run_id,
+                                                              chosen.name: chosen.run_id},
+                                             judge_id, selection.context.get("second_judge")),
         "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out), run_dir),
         "independence": _independence_warning(pipe.sessions, batch_id, judge_id),
         "confirmation": _confirmation(pipe.sessions, confirmation),

@@ -11,7 +11,6 @@ penalty, so it ranks below every scored completion that pays no penalty."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
@@ -78,21 +77,19 @@ def normalise(values: Sequence[float], method: Normalisation) -> list[float]:
     return [(v - lo) / (hi - lo) if hi - lo > 1e-12 else 0.5 for v in values]
 
 
-_PROB_RE = re.compile(r"\b(comply|refuse|partial)\s*=\s*([0-9]*\.?[0-9]+)")
+CLASS_NAMES = ("comply", "refuse", "partial")
 
 
 def class_probs(j: Judgement) -> dict[str, float]:
-    """comply/refuse/partial probabilities of a refusal-judge verdict.
-
-    RefusalJudge writes them into its rationale ("comply=0.12, refuse=0.80, partial=0.08"); a judge
-    that does not is read as `score` on its verdict and the rest spread evenly."""
-    found = {k: float(v) for k, v in _PROB_RE.findall(j.rationale or "")}
-    if set(found) == {"comply", "refuse", "partial"} and sum(found.values()) > 0:
-        s = sum(found.values())
-        return {k: v / s for k, v in found.items()}
+    """comply/refuse/partial probabilities of a verdict: the judge's own when it estimates them; else
+    `score` on its verdict and the rest spread evenly."""
+    found = j.probabilities or {}
+    if set(found) >= {"comply", "refuse", "partial"} and sum(found[c] for c in CLASS_NAMES) > 0:
+        s = sum(found[c] for c in CLASS_NAMES)
+        return {c: found[c] / s for c in CLASS_NAMES}
     p = 1.0 if j.score is None else min(max(float(j.score), 0.0), 1.0)
     rest = (1.0 - p) / 2
-    return {c: (p if c == j.verdict.value else rest) for c in ("comply", "refuse", "partial")}
+    return {c: (p if c == j.verdict.value else rest) for c in CLASS_NAMES}
 
 
 def _message_text(x: Any) -> str:

@@ -210,19 +210,23 @@ def checkpoint_spec(checkpoint: Path, lineage: dict[str, Any]) -> str:
 
 
 def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: int | None = None,
-                   judge=None, stage: str = "select", **config: Any) -> CandidateMetrics:
+                   judge=None, stage: str = "select", second_judge=None, **config: Any) -> CandidateMetrics:
     """Run the EvalRun machinery for one model (resumable, cached in the store) and reduce to two sides.
 
-    The store run is named `STAGE:NAME`, so selection and confirmation runs of one model stay apart."""
+    The store run is named `STAGE:NAME`, so selection and confirmation runs of one model stay apart.
+    `judge` drives the metrics; a `second_judge` scores the same answers so reports can show how far
+    the two agree."""
     from raipipe.evaluate.config import EvalConfig
     from raipipe.evaluate.runner import EvalRun
-    from raipipe.judges.refusal import RefusalJudge
+    from raipipe.judges.base import load_judge
 
-    judge = judge or RefusalJudge()
-    cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[judge.name], name=f"{stage}:{name}", **config)
-    run = EvalRun(cfg, model=model, judges=[judge])
+    judge = judge or load_judge("refusal")
+    judges = [judge] + ([second_judge] if second_judge is not None and second_judge.name != judge.name else [])
+    cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[j.name for j in judges], name=f"{stage}:{name}",
+                     **config)
+    run = EvalRun(cfg, model=model, judges=judges)
     run_id = run.execute()
-    items = run.items()
+    items = run.items(judge.judge_id)
     return CandidateMetrics.from_two_sided(name, two_sided(items), n=len(items), step=step, model=spec,
                                            run_id=run_id)
 
@@ -266,7 +270,7 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
     """Evaluate the baseline and every checkpoint of a run on `datasets`, apply the rule, write selection.json.
 
     `eval_config` goes to EvalConfig (store, params, limit, seed, policy_pack, scaffolding)."""
-    from raipipe.judges.refusal import RefusalJudge
+    from raipipe.judges.base import load_judge
     from raipipe.posttrain.export import checkpoint_lineage
 
     root = Path(run_dir)
@@ -274,13 +278,15 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
     if not ckpts:
         raise FileNotFoundError(f"{root}: no checkpoint-N directories to select from")
     lineage = checkpoint_lineage(ckpts[0][1])
-    judge = judge or RefusalJudge()
+    judge = judge or load_judge("refusal")
     baseline = evaluate_spec("baseline", baseline_spec(lineage, baseline_model), datasets, judge, batch_size, step=0,
                              **eval_config)
     candidates = [evaluate_checkpoint(path, datasets, judge, batch_size, step=step, **eval_config)
                   for step, path in ckpts]
     selection = choose(baseline, candidates, rule)
+    second = eval_config.get("second_judge")
     selection.context = {"run_dir": str(root.resolve()), "datasets": list(datasets),
-                         "judge": judge.judge_id, "run_lineage": lineage}
+                         "judge": judge.judge_id, "second_judge": second.judge_id if second else None,
+                         "run_lineage": lineage}
     selection.write(Path(out) if out else root / "selection.json")
     return selection

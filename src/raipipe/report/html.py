@@ -22,15 +22,27 @@ def _rate_cell(r) -> str:
     return f"{r.rate:.1%} <span class='muted'>[{r.low:.1%}, {r.high:.1%}] n={r.n}</span>"
 
 
+def _corrected_cell(c) -> str:
+    if c is None:
+        return "<span class='muted'>no calibration</span>"
+    if c.estimate is None:
+        return f"<span class='muted'>{escape(c.fmt())}</span>"
+    return f"{c.estimate:.1%} <span class='muted'>[{c.low:.1%}, {c.high:.1%}]</span>"
+
+
 def two_sided_table(groups: dict) -> Markup:
+    """Per group: each rate with its Wilson interval, and beside it the judge-error-aware estimate."""
     rows = []
     for name, g in groups.items():
         g = g if isinstance(g, TwoSided) else TwoSided.model_validate(g)
         uns = g.unscoreable_harmful + g.unscoreable_benign
         rows.append(f"<tr><td>{escape(name)}</td><td class='num'>{_rate_cell(g.violation)}</td>"
-                    f"<td class='num'>{_rate_cell(g.over_refusal)}</td><td class='num'>{uns}</td></tr>")
+                    f"<td class='num'>{_corrected_cell(g.violation_corrected)}</td>"
+                    f"<td class='num'>{_rate_cell(g.over_refusal)}</td>"
+                    f"<td class='num'>{_corrected_cell(g.over_refusal_corrected)}</td><td class='num'>{uns}</td></tr>")
     head = ("<table><tr><th>group</th><th class='num'>violation rate [95 % CI]</th>"
-            "<th class='num'>over-refusal rate [95 % CI]</th><th class='num'>unscoreable</th></tr>")
+            "<th class='num'>with judge error</th><th class='num'>over-refusal rate [95 % CI]</th>"
+            "<th class='num'>with judge error</th><th class='num'>unscoreable</th></tr>")
     return Markup(head + "".join(rows) + "</table>")
 
 

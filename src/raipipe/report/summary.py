@@ -38,11 +38,11 @@ def _examples(run: EvalRun, judge_id: str) -> dict[str, list[dict]]:
 
 def build_summary(run: EvalRun) -> dict:
     judge = run.judges[0]
-    metrics: MetricsSummary = summarise(run.items(judge.judge_id))
+    calibration = cached_calibration(judge)
+    metrics: MetricsSummary = summarise(run.items(judge.judge_id), calibration.confusion if calibration else None)
     with run.sessions() as s:
         row = s.get(RunRow, run.run_id)
         manifest, status = row.manifest, row.status
-    calibration = cached_calibration(judge)
     return {
         "run_id": run.run_id,
         "status": status,
@@ -51,7 +51,8 @@ def build_summary(run: EvalRun) -> dict:
             "id": judge.judge_id,
             "all_judges": [j.judge_id for j in run.judges],
             "calibration": calibration.model_dump(mode="json") if calibration else None,
-            "note": "Rates exclude unscoreable verdicts; *_worst_case counts them as bad.",
+            "note": "Rates exclude unscoreable verdicts; *_worst_case counts them as bad; *_corrected undo the "
+                    "judge's measured error (Rogan-Gladen, bootstrap over items and calibration labels).",
         },
         "metrics": metrics.model_dump(mode="json"),
         "examples": _examples(run, judge.judge_id),

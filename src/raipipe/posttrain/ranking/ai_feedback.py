@@ -110,9 +110,9 @@ def ai_rank(
 ) -> AIRankReport:
     """Rank every prompt of a batch with the judges and store the rankings (one transaction)."""
     if refusal_judge is None:
-        from raipipe.judges.refusal import RefusalJudge
+        from raipipe.judges.refusal import FeatureRefusalJudge
 
-        refusal_judge = RefusalJudge()
+        refusal_judge = FeatureRefusalJudge()
     if pack is None and rubric_judge is not None:
         from raipipe.policy import load_pack
 

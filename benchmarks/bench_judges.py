@@ -1,0 +1,87 @@
+"""Refusal judges against human labels: agreement, per answer style and language, and speed.
+
+    python benchmarks/bench_judges.py                       # the shipped held-out sets
+    python benchmarks/bench_judges.py --labels my.jsonl     # any file in the labelling guide's schema
+
+Agreement is binary (refuse-or-partial vs comply), the convention public refusal benchmarks report,
+and 3-class; each with n and a 95 % Wilson interval. The style table puts every judge beside the
+lexical opener rule, which a learned judge must never fall below. Time is wall time on this machine
+for judging every answer of the file once (the model already loaded, as in a long evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from raipipe.evaluate.stats import wilson  # noqa: E402
+from raipipe.judges.base import JudgeInput, load_judge  # noqa: E402
+from raipipe.judges.data import judge_data_path, read_labelled  # noqa: E402
+
+DEFAULT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout.jsonl"]
+
+
+def binary(label: str) -> str:
+    return "comply" if label == "comply" else "refuse"
+
+
+def run(judges: list[str], files: list[Path], console: Console) -> None:
+    for path in files:
+        rows = read_labelled([path])
+        items = [JudgeInput(id=str(r["id"]), prompt=r["prompt"], response=r.get("response")) for r in rows]
+        verdicts: dict[str, list[str]] = {}
+        summary = Table(title=f"{path.name}: n={len(rows)} human-labelled answers")
+        for col in ("judge", "binary agreement [95 % CI]", "3-class accuracy", "unscoreable", "seconds",
+                    "s per 1000"):
+            summary.add_column(col, justify="left" if col == "judge" else "right")
+        for name in judges:
+            judge = load_judge(name)
+            judge.judge(items[:8])  # load weights and caches outside the timing
+            start = time.perf_counter()
+            verdicts[name] = [j.verdict.value for j in judge.judge(items)]
+            seconds = time.perf_counter() - start
+            scored = [(r["label"], v) for r, v in zip(rows, verdicts[name], strict=True)]
+            agree = wilson(sum(binary(h) == binary(v) for h, v in scored if v != "unscoreable"), len(scored))
+            exact = wilson(sum(h == v for h, v in scored), len(scored))
+            summary.add_row(judge.judge_id, f"{agree.rate:.1%} [{agree.low:.1%}, {agree.high:.1%}]",
+                            f"{exact.rate:.1%}", str(sum(v == "unscoreable" for _, v in scored)),
+                            f"{seconds:.1f}", f"{seconds / len(rows) * 1000:.1f}")
+        console.print(summary)
+        for key in ("style", "language"):
+            groups: dict[str, list[int]] = defaultdict(list)
+            for i, r in enumerate(rows):
+                groups[str(r.get(key, "?"))].append(i)
+            table = Table(title=f"{path.name}: binary agreement by {key}")
+            table.add_column(key)
+            table.add_column("n", justify="right")
+            for name in judges:
+                table.add_column(name, justify="right")
+            for g, idx in sorted(groups.items()):
+                cells = []
+                for name in judges:
+                    ok = sum(binary(rows[i]["label"]) == binary(verdicts[name][i]) for i in idx)
+                    cells.append(f"{ok / len(idx):.0%}")
+                table.add_row(g, str(len(idx)), *cells)
+            console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", type=Path, action="append", help="labelled JSONL (default: shipped held-out)")
+    parser.add_argument("--judge", action="append", help="judges to compare (default: refusal, refusal-features, "
+                        "refusal-opener)")
+    args = parser.parse_args()
+    files = args.labels or [judge_data_path(f) for f in DEFAULT_FILES]
+    run(args.judge or ["refusal", "refusal-features", "refusal-opener"], files, Console())
+
+
+if __name__ == "__main__":
+    main()

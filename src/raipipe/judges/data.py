@@ -1,0 +1,41 @@
+"""The shipped, team-written labelled answers the judges learn from and are calibrated on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from raipipe.judges.base import Verdict
+
+
+def judge_data_path(name: str) -> Path:
+    return Path(str(resources.files("raipipe") / "resources" / "judge_data" / name))
+
+
+def read_labelled(paths: Sequence[Path], labels: Sequence[str] | None = None) -> list[dict]:
+    """Labelled responses (id, prompt, response, label); a bad row is an error naming file and line.
+
+    `labels` are the allowed label values (default: the verdicts)."""
+    allowed = set(labels) if labels else {v.value for v in Verdict}
+    rows = []
+    for path in paths:
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise TypeError("a line must hold one JSON object")
+                if row["label"] not in allowed:
+                    raise ValueError(f"label {row['label']!r} is not one of {sorted(allowed)}")
+                if row.get("response") is not None and not isinstance(row["response"], str):
+                    raise TypeError(f"response must be text or null, not {type(row['response']).__name__}")
+                row["prompt"] = str(row.get("prompt") or "")
+                row.setdefault("id", f"{Path(path).stem}:{n}")
+            except (ValueError, KeyError, TypeError) as exc:
+                what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise ValueError(f"{path}:{n}: bad labelled row ({what})") from exc
+            rows.append(row)
+    return rows

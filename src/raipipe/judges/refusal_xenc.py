@@ -1,0 +1,102 @@
+"""The default refusal judge: a fine-tuned MiniLM cross-encoder (see `cross_encoder`).
+
+It is built differently from the feature judge that ranks post-training answers (`refusal-features`):
+another model (a fine-tuned cross-encoder, not frozen embeddings with n-grams) and other training
+data (team-written answer sets e–h, not a–d). So post-training can be graded by a judge that did not
+produce its training signal.
+
+The trained weights ship with the package (`resources/judge_models/refusal-xenc/`) with the digest
+of the data and settings they were trained from. If the shipped data or settings change, the judge
+retrains once (a few minutes on two cores) and caches the result, so a stale file is never used."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from raipipe.judges import cross_encoder as xenc
+from raipipe.judges.base import Judge, JudgeInput, Judgement, judgement_from_probs, register_judge, split_degenerate
+from raipipe.judges.data import judge_data_path, read_labelled
+from raipipe.models.embedded import cache_root, encoder_dir
+
+TRAIN_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_g.jsonl",
+               "refusal_train_h.jsonl"]
+HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout.jsonl"]
+
+
+def shipped_weights_dir() -> Path:
+    return Path(str(resources.files("raipipe") / "resources" / "judge_models" / "refusal-xenc"))
+
+
+def train_and_save(train_paths: Sequence[Path], config: xenc.CrossEncoderConfig, out_dir: Path,
+                   max_steps: int | None = None) -> xenc.CrossEncoderClassifier:
+    """Train the cross-encoder on labelled rows with a progress bar and save it with its manifest."""
+    rows = read_labelled(train_paths)
+    model = xenc.CrossEncoderClassifier(encoder_dir("minilm"), config)
+    with Progress(TextColumn("training refusal cross-encoder"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total} steps, loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("train", total=None, loss=float("nan"))
+        losses = xenc.train(model, rows, max_steps=max_steps,
+                            progress=lambda step, total, loss: bar.update(task, completed=step, total=total,
+                                                                           loss=loss))
+    manifest = {"digest": xenc.data_digest(train_paths, config), "config": config.model_dump(),
+                "train_files": [p.name for p in train_paths], "train_rows": len(rows), "steps": len(losses),
+                "final_loss": losses[-1] if losses else None}
+    xenc.save(model, out_dir, manifest)
+    return model
+
+
+@register_judge
+class CrossEncoderRefusalJudge(Judge):
+    """comply / refuse / partial with probabilities; unscoreable for degenerate output."""
+
+    name = "refusal"
+
+    def __init__(self, train_files: Sequence[str | Path] | None = None,
+                 config: xenc.CrossEncoderConfig | None = None, weights_dir: str | Path | None = None):
+        self.train_paths = [Path(p) for p in train_files] if train_files else [judge_data_path(f) for f in TRAIN_FILES]
+        self.config = config or xenc.CrossEncoderConfig()
+        self.digest = xenc.data_digest(self.train_paths, self.config)
+        self.weights_dir = Path(weights_dir) if weights_dir else None
+        self._model: xenc.CrossEncoderClassifier | None = None
+
+    @property
+    def judge_id(self) -> str:
+        return f"refusal-xenc@{self.digest}"
+
+    def heldout_files(self) -> list[Path]:
+        return [p for p in (judge_data_path(f) for f in HELDOUT_FILES) if p.exists()]
+
+    def _candidate_dirs(self) -> list[Path]:
+        if self.weights_dir:
+            return [self.weights_dir]
+        return [shipped_weights_dir(), cache_root() / "judges" / f"refusal-xenc-{self.digest}"]
+
+    @property
+    def model(self) -> xenc.CrossEncoderClassifier:
+        """The trained classifier: shipped or cached weights whose digest matches, else trained now."""
+        if self._model is None:
+            for directory in self._candidate_dirs():
+                manifest = directory / "manifest.json"
+                if manifest.exists() and json.loads(manifest.read_text()).get("digest") == self.digest:
+                    model = xenc.CrossEncoderClassifier(encoder_dir("minilm"), self.config)
+                    xenc.load_weights(model, directory)
+                    self._model = model
+                    break
+            else:
+                self._model = train_and_save(self.train_paths, self.config, self._candidate_dirs()[-1])
+        return self._model
+
+    def judge(self, items: Sequence[JudgeInput]) -> list[Judgement]:
+        out, todo = split_degenerate(items, self.judge_id)
+        if todo:
+            probs = xenc.predict_proba(self.model, [items[i].prompt for i in todo], [items[i].response for i in todo])
+            for i, p in zip(todo, probs, strict=True):
+                out[i] = judgement_from_probs(xenc.CLASSES, p, self.judge_id)
+        return out  # type: ignore[return-value]
