@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from raipipe.judges.degenerate import degenerate_reason
 from raipipe.policy.schema import Policy
+from raipipe.registry import Registry
 
 
 class Verdict(StrEnum):
@@ -73,27 +74,24 @@ class Judge(ABC):
         return []
 
 
-_JUDGES: dict[str, type[Judge]] = {}
+def _builtin_judges() -> None:
+    from raipipe.judges import llm_judge, opener, refusal, refusal_xenc  # noqa: F401  (register built-ins)
+
+
+JUDGES: Registry[Judge] = Registry("judge", "raipipe.judges", _builtin_judges)
 
 
 def register_judge(cls: type[Judge]) -> type[Judge]:
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a class attribute `name`")
-    _JUDGES[cls.name] = cls
-    return cls
+    """Class decorator: `@register_judge class MyJudge(Judge): name = 'mine'` makes `--judge mine` work."""
+    return JUDGES.register(cls)
 
 
 def registered_judges() -> dict[str, type[Judge]]:
-    from raipipe.judges import llm_judge, opener, refusal, refusal_xenc  # noqa: F401  (register built-ins)
-
-    return dict(_JUDGES)
+    return JUDGES.all()
 
 
 def load_judge(name: str, **kwargs) -> Judge:
-    judges = registered_judges()
-    if name not in judges:
-        raise ValueError(f"unknown judge {name!r}; known: {sorted(judges)}")
-    return judges[name](**kwargs)
+    return JUDGES.get(name)(**kwargs)
 
 
 def judgement_from_probs(classes: Sequence[Verdict], p: Sequence[float], judge_id: str) -> Judgement:

@@ -88,7 +88,7 @@ def _data_digest(paths: Sequence[Path]) -> str:
 
 @register_judge
 class FeatureRefusalJudge(Judge):
-    """comply / refuse / partial from embeddings and n-grams; unscoreable for degenerate output."""
+    """Frozen MiniLM embeddings + n-grams (post-training ranks with it); comply / refuse / partial."""
 
     name = "refusal-features"
 

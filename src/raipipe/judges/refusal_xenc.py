@@ -54,7 +54,7 @@ def train_and_save(train_paths: Sequence[Path], config: xenc.CrossEncoderConfig,
 
 @register_judge
 class CrossEncoderRefusalJudge(Judge):
-    """comply / refuse / partial with probabilities; unscoreable for degenerate output."""
+    """The default: a fine-tuned MiniLM cross-encoder; comply / refuse / partial with probabilities."""
 
     name = "refusal"
 

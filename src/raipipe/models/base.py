@@ -10,6 +10,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raipipe.registry import Registry
+
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,20 +64,21 @@ class ChatModel(ABC):
 
 
 BackendFactory = Callable[[str], ChatModel]
-_REGISTRY: dict[str, type[ChatModel]] = {}
+def _builtin_backends() -> None:
+    from raipipe.models import embedded, http_backend, transformers_backend  # noqa: F401  (register built-ins)
+
+
+BACKENDS: Registry[ChatModel] = Registry("model backend", "raipipe.backends", _builtin_backends)
 
 
 def register_backend(cls: type[ChatModel]) -> type[ChatModel]:
     """Class decorator: `@register_backend class MyBackend(ChatModel): name = 'mine'` makes
     `--model mine:ARG` work. The class must accept the text after the colon as `from_spec(arg)`."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a class attribute `name`")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return BACKENDS.register(cls)
 
 
 def registered_backends() -> dict[str, type[ChatModel]]:
-    return dict(_REGISTRY)
+    return BACKENDS.all()
 
 
 def conversation_key(conv: Sequence[Message]) -> str:

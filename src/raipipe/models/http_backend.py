@@ -99,6 +99,8 @@ def _server_error_text(resp: httpx.Response) -> str:
 
 @register_backend
 class OpenAIChatBackend(ChatModel):
+    """`openai:MODEL@BASE_URL` — any OpenAI-compatible chat server (vLLM, TGI, Ollama, a vendor API)."""
+
     name = "openai"
 
     def __init__(self, config: HTTPBackendConfig) -> None:

@@ -5,13 +5,7 @@ from __future__ import annotations
 from raipipe.models.base import ChatModel, registered_backends
 
 
-def _ensure_builtin_backends() -> None:
-    # Imported for their @register_backend side effect.
-    from raipipe.models import embedded, http_backend, transformers_backend  # noqa: F401
-
-
 def load_model(spec: str, **kwargs) -> ChatModel:
-    _ensure_builtin_backends()
     kind, sep, arg = spec.partition(":")
     backends = registered_backends()
     if not sep or kind not in backends:
