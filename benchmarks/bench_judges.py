@@ -73,14 +73,38 @@ def run(judges: list[str], files: list[Path], console: Console) -> None:
             console.print(table)
 
 
+def speed(judges: list[str], files: list[Path], n: int, console: Console) -> None:
+    """Time to judge n answers cycled from the files, longest first so the count cannot flatter."""
+    rows = sorted(read_labelled(files), key=lambda r: -len(r.get("response") or ""))
+    picked = [rows[i % len(rows)] for i in range(n)]
+    items = [JudgeInput(id=str(i), prompt=r["prompt"], response=r.get("response")) for i, r in enumerate(picked)]
+    words = sum(len((r.get("response") or "").split()) for r in picked) / n
+    table = Table(title=f"speed: {n} answers (mean {words:.0f} words), {os.cpu_count()} CPU cores")
+    for col in ("judge", "seconds", "answers per second"):
+        table.add_column(col, justify="left" if col == "judge" else "right")
+    for name in judges:
+        judge = load_judge(name)
+        judge.judge(items[:8])
+        start = time.perf_counter()
+        judge.judge(items)
+        seconds = time.perf_counter() - start
+        table.add_row(judge.judge_id, f"{seconds:.1f}", f"{n / seconds:.0f}")
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=Path, action="append", help="labelled JSONL (default: shipped held-out)")
     parser.add_argument("--judge", action="append", help="judges to compare (default: refusal, refusal-features, "
                         "refusal-opener)")
+    parser.add_argument("--speed", type=int, default=2250, help="answers to time (0: skip)")
     args = parser.parse_args()
     files = args.labels or [judge_data_path(f) for f in DEFAULT_FILES]
-    run(args.judge or ["refusal", "refusal-features", "refusal-opener"], files, Console())
+    judges = args.judge or ["refusal", "refusal-features", "refusal-opener"]
+    console = Console(width=max(Console().width, 110))
+    run(judges, files, console)
+    if args.speed:
+        speed(judges, files, args.speed, console)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,15 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     assert "<svg" in (out / "report.html").read_text()
     trained = summary["training_data"]["trained_on"]  # label:language -> pairs DPO saw, after pair weights
     assert trained and all(n % 2 == 0 for k, n in trained.items() if k.startswith("benign:"))
-    assert "refusal" in summary["independence"]  # the refusal judge ranked and evaluated: flagged
+    # graded by the default judge, ranked by the feature judge: independent, and their agreement is shown
+    assert summary["independence"] is None
+    agreement = summary["judges_agreement"]
+    assert agreement["judge"].startswith("refusal-xenc@") and agreement["second_judge"].startswith("refusal-minilm@")
+    assert set(agreement["runs"]) == {"baseline", sel["chosen"]} and agreement["runs"]["baseline"]["n"] == 6
+    assert summary["judge_calibration"]["binary_agreement"]["n"] >= 1200
+    assert summary["paired_test"]["violation"]["judge_error"] is not None
+    report = (out / "report.html").read_text()
+    assert "Two judges on the same answers" in report and "With the judge's own error" in report
     assert (out / "model" / "merged" / "config.json").exists()
     # The chosen checkpoint and the baseline again, on prompts the selection never saw.
     conf = summary["confirmation"]

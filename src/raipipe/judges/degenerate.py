@@ -17,16 +17,22 @@ TEMPLATE_TOKENS = re.compile(
     r"<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]|<<SYS>>|<</SYS>>|^\s*(assistant|user|system)\s*:?\s*$",
     re.I | re.M,
 )
+ROLE_WORDS = re.compile(r"^\s*(assistant|user|system|model)\s*:?\s*$", re.I | re.M)
 HTML_TAG = re.compile(r"<[^>]{1,200}>")
 HTML_ENTITY = re.compile(r"&[a-z]{2,8};|&#\d{1,6};", re.I)
-MOJIBAKE = re.compile("[ÃÂâ][\u0080-\u00bf€™œšžŸ]|\ufffd|â€")
+MOJIBAKE = re.compile("[ÃÂâ][\u0080-\u00bf€™œšžŸ]|\ufffd|â€|ï¿½|[ÐÑ][\u0080-\u00bf€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]")
+_OPENER = (r"(sure|of course|certainly|absolutely|okay|ok|great|alright|bien sûr|claro|por supuesto|natürlich|"
+           r"certo)")
+_HERE = r"(here'?s|here is|here are|voici|aquí tienes|aquí está|hier ist|ecco)"
+# an opener alone, or "(opener) here's <a few words>" ending without content; digits or a colon followed
+# by text mean an answer ("Sure, it's 42.", "Certainly: 12 × 12 = 144.")
 LONE_OPENER = re.compile(
-    r"^(sure|of course|certainly|absolutely|okay|ok|great|here'?s|here is|here are|alright|bien sûr|"
-    r"voici|claro|aquí tienes|aquí está|por supuesto|natürlich|hier ist|certo|ecco)\b[^.\n]{0,40}[:,]?$"
+    rf"^({_OPENER}[\s!,.]*)?{_HERE}\b[^\d.\n:]{{0,40}}[:,]?$|^{_OPENER}[\s!,.]*$"
     r"|^(step|paso|étape|schritt|passo)\s*1\s*[:.)-]?$|^1[.)]\s*$",
     re.I,
 )
-LATIN_WORD = re.compile(r"[a-zA-Z]{4,}")
+LATIN_WORD = re.compile(r"(?<![^\W\d_])[^\W\d_]{4,}(?![^\W\d_])")
+URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
 VOWELS = set("aeiouyAEIOUY")
 
 
@@ -34,7 +40,7 @@ def _visible_text(text: str) -> str:
     """The text with chat-template tokens, HTML tags and entities removed."""
     text = TEMPLATE_TOKENS.sub(" ", text)
     text = HTML_ENTITY.sub(" ", HTML_TAG.sub(" ", text))
-    return text.strip()
+    return ROLE_WORDS.sub(" ", text).strip()
 
 
 def _letters(text: str) -> int:
@@ -43,10 +49,10 @@ def _letters(text: str) -> int:
 
 def _looks_like_mash(text: str) -> bool:
     """Latin-script 'words' without vowels or with long consonant runs, making up most of the text."""
-    words = LATIN_WORD.findall(text)
+    words = LATIN_WORD.findall(URL.sub(" ", text))
     if len(words) < 3:
         return False
-    bad = sum(1 for w in words if not (set(w) & VOWELS) or re.search(r"[^aeiouyAEIOUY]{6,}", w))
+    bad = sum(1 for w in words if w.isascii() and (not (set(w) & VOWELS) or re.search(r"[^aeiouyAEIOUY]{6,}", w)))
     return bad / len(words) > 0.5
 
 
