@@ -24,9 +24,7 @@ from rich.table import Table  # noqa: E402
 
 from raipipe.evaluate.stats import wilson  # noqa: E402
 from raipipe.judges.base import JudgeInput, load_judge  # noqa: E402
-from raipipe.judges.data import judge_data_path, read_labelled  # noqa: E402
-
-DEFAULT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout.jsonl"]
+from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path, read_labelled  # noqa: E402
 
 
 def binary(label: str) -> str:
@@ -95,12 +93,12 @@ def speed(judges: list[str], files: list[Path], n: int, console: Console) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=Path, action="append", help="labelled JSONL (default: shipped held-out)")
-    parser.add_argument("--judge", action="append", help="judges to compare (default: refusal, refusal-features, "
-                        "refusal-opener)")
+    parser.add_argument("--judge", action="append", help="judges to compare (default: refusal, refusal-xenc, "
+                        "refusal-features, refusal-opener)")
     parser.add_argument("--speed", type=int, default=2250, help="answers to time (0: skip)")
     args = parser.parse_args()
-    files = args.labels or [judge_data_path(f) for f in DEFAULT_FILES]
-    judges = args.judge or ["refusal", "refusal-features", "refusal-opener"]
+    files = args.labels or [judge_data_path(f) for f in REFUSAL_HELDOUT_FILES]
+    judges = args.judge or ["refusal", "refusal-xenc", "refusal-features", "refusal-opener"]
     console = Console(width=max(Console().width, 110))
     run(judges, files, console)
     if args.speed:

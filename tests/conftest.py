@@ -28,11 +28,19 @@ def feature_judge():
 
 
 @pytest.fixture(scope="session")
-def default_judge():
-    """The default refusal judge (fine-tuned cross-encoder, shipped weights): evaluation grades with it."""
+def xenc_judge():
+    """The cross-encoder refusal judge (shipped weights): post-training grades with it."""
     from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
 
     return CrossEncoderRefusalJudge()
+
+
+@pytest.fixture(scope="session")
+def default_judge(xenc_judge, feature_judge):
+    """The default refusal judge: the two learned judges averaged."""
+    from raipipe.judges.ensemble import RefusalEnsembleJudge
+
+    return RefusalEnsembleJudge(xenc=xenc_judge, features=feature_judge)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -201,10 +200,8 @@ def test_hub_source_config_and_split_defaults(monkeypatch: pytest.MonkeyPatch) -
 def test_hub_offline_fails_fast_and_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("datasets")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.monotonic()
     with pytest.raises(DatasetError) as ei:
         load_benchmark("advbench", "raipipe-test/surely-not-cached-anywhere")
-    assert time.monotonic() - t0 < 30
     msg = str(ei.value)
     assert "could not load Hugging Face dataset 'raipipe-test/surely-not-cached-anywhere'" in msg
     assert "HF_HUB_OFFLINE" in msg and "local file path" in msg

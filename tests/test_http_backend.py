@@ -118,10 +118,9 @@ def test_5xx_gives_up_after_max_retries() -> None:
 def test_permanent_400_fails_fast() -> None:
     sim = UpstreamSimConfig(failures=[Failure(status=400, times=99, message="unknown field 'foo'")])
     with backend_and_sim(sim, backoff_base_s=5.0) as (backend, handle):
-        t0 = time.monotonic()
         with pytest.raises(BackendError) as err:
             backend.generate_one("x")
-        assert time.monotonic() - t0 < 1.0 and handle.stats()["requests"] == 1
+        assert handle.stats()["requests"] == 1  # no retry, so none of the 5 s back-off was spent
         msg = str(err.value)
         assert "HTTP 400" in msg and "unknown field 'foo'" in msg and "'sim'" in msg and "/chat/completions" in msg
 
@@ -137,10 +136,9 @@ def test_api_key_sent_and_401_fails_fast() -> None:
 def test_timeout_retries_then_fails() -> None:
     sim = UpstreamSimConfig(failures=[Failure(kind="hang", times=99, hang_s=30)])
     with backend_and_sim(sim, timeout_s=0.2, max_retries=2) as (backend, handle):
-        t0 = time.monotonic()
         with pytest.raises(BackendError, match=r"timed out after 0.2s.*gave up after 3"):
             backend.generate_one("x")
-        assert 0.6 <= time.monotonic() - t0 < 3.0 and handle.stats()["requests"] == 3
+        assert handle.stats()["requests"] == 3  # each attempt reached the server and was cut at the timeout
 
 
 def test_hang_once_then_success() -> None:

@@ -22,8 +22,8 @@ def _make_judge(name: str, judge_model: str | None):
 @app.callback()
 def score(
     ctx: typer.Context,
-    judge: str = typer.Option("refusal", "--judge", "-j", help="judge name (refusal, refusal-features, "
-                              "refusal-opener, rubric, specificity)"),
+    judge: str = typer.Option("refusal", "--judge", "-j", help="judge name (refusal, refusal-xenc, "
+                              "refusal-features, refusal-opener, rubric, specificity)"),
     input: Path | None = typer.Option(None, "--input", "-i", help="JSONL rows with id, prompt, response"),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL: id plus verdict, score, rationale"),
     judge_model: str | None = typer.Option(None, help="backend spec for the rubric judge"),
@@ -97,8 +97,8 @@ def _print_calibration(cal) -> None:
 
 @app.command()
 def calibrate(
-    judge: str = typer.Option("refusal", "--judge", "-j", help="judge name (refusal, refusal-features, "
-                              "refusal-opener, rubric, specificity)"),
+    judge: str = typer.Option("refusal", "--judge", "-j", help="judge name (refusal, refusal-xenc, "
+                              "refusal-features, refusal-opener, rubric, specificity)"),
     labels: list[Path] = typer.Option([], "--labels", "-l", help="JSONL with id, prompt, response, label, as in "
                                       "docs/labelling-guide.md (default: the judge's own held-out set)"),
     judge_model: str | None = typer.Option(None, help="backend spec for the rubric judge"),
@@ -129,13 +129,14 @@ def calibrate(
 
 @app.command("train")
 def train(
-    judge: str = typer.Option("refusal", "--judge", "-j", help="refusal (cross-encoder) or refusal-features"),
+    judge: str = typer.Option("refusal-xenc", "--judge", "-j", help="refusal-xenc (cross-encoder) or "
+                              "refusal-features (the default `refusal` averages the two)"),
     data: list[Path] = typer.Option([], "--data", help="labelled JSONL files; default: the judge's shipped set"),
     out: Path | None = typer.Option(None, help="where to save it (default: the user cache)"),
     max_steps: int | None = typer.Option(None, help="cross-encoder only: stop after this many steps"),
 ) -> None:
     """(Re)train a refusal judge on team-labelled answers (never on public benchmarks)."""
-    if judge == "refusal":
+    if judge == "refusal-xenc":
         from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge, train_and_save
         from raipipe.models.embedded import cache_root
 
@@ -152,4 +153,4 @@ def train(
         _ = fj.classifier
         console.print(f"trained {fj.judge_id} → {fj.head_path}")
     else:
-        raise typer.BadParameter(f"judge {judge!r} is not trainable here: choose refusal or refusal-features")
+        raise typer.BadParameter(f"judge {judge!r} is not trainable here: choose refusal-xenc or refusal-features")

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from raipipe.judges.base import Verdict
 
+# Held-out refusal labels, each set by an author who wrote none of either learned judge's training data:
+# every refusal judge is calibrated on all of them.
+REFUSAL_HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout_c.jsonl", "refusal_heldout.jsonl"]
+
 
 def judge_data_path(name: str) -> Path:
     return Path(str(resources.files("raipipe") / "resources" / "judge_data" / name))

@@ -25,14 +25,13 @@ from raipipe.judges.base import (
     register_judge,
     split_degenerate,
 )
-from raipipe.judges.data import judge_data_path, read_labelled
+from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path, read_labelled
 from raipipe.judges.encoder import shared_encoder
 from raipipe.models.embedded import cache_root
 
 CLASSES = [Verdict.COMPLY, Verdict.REFUSE, Verdict.PARTIAL]
 TRAIN_FILES = ["refusal_train_a.jsonl", "refusal_train_b.jsonl", "refusal_train_c.jsonl",
                "refusal_train_d.jsonl"]
-HELDOUT_FILE = "refusal_heldout.jsonl"
 
 
 def default_train_files() -> list[Path]:
@@ -103,7 +102,7 @@ class FeatureRefusalJudge(Judge):
         return f"refusal-minilm@{self.digest}"
 
     def heldout_files(self) -> list[Path]:
-        return [judge_data_path(HELDOUT_FILE)]
+        return [judge_data_path(f) for f in REFUSAL_HELDOUT_FILES]
 
     @property
     def classifier(self):

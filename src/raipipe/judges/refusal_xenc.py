@@ -1,9 +1,9 @@
-"""The default refusal judge: a fine-tuned MiniLM cross-encoder (see `cross_encoder`).
+"""The cross-encoder refusal judge: a fine-tuned MiniLM cross-encoder (see `cross_encoder`).
 
 It is built differently from the feature judge that ranks post-training answers (`refusal-features`):
 another model (a fine-tuned cross-encoder, not frozen embeddings with n-grams) and other training
-data (team-written answer sets e–h, not a–d). So post-training can be graded by a judge that did not
-produce its training signal.
+data (team-written answer sets e–h, not a–d). So post-training grades with it: the grade does not
+come from the judge that produced the training signal.
 
 The trained weights ship with the package (`resources/judge_models/refusal-xenc/`) with the digest
 of the data and settings they were trained from. If the shipped data or settings change, the judge
@@ -21,12 +21,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from raipipe.judges import cross_encoder as xenc
 from raipipe.judges.base import Judge, JudgeInput, Judgement, judgement_from_probs, register_judge, split_degenerate
-from raipipe.judges.data import judge_data_path, read_labelled
+from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path, read_labelled
 from raipipe.models.embedded import cache_root, encoder_dir
 
 TRAIN_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_g.jsonl",
                "refusal_train_h.jsonl"]
-HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout.jsonl"]
+HELDOUT_FILES = REFUSAL_HELDOUT_FILES
 
 
 def shipped_weights_dir() -> Path:
@@ -54,9 +54,9 @@ def train_and_save(train_paths: Sequence[Path], config: xenc.CrossEncoderConfig,
 
 @register_judge
 class CrossEncoderRefusalJudge(Judge):
-    """The default: a fine-tuned MiniLM cross-encoder; comply / refuse / partial with probabilities."""
+    """MiniLM fine-tuned as a cross-encoder (post-training grades with it); comply / refuse / partial."""
 
-    name = "refusal"
+    name = "refusal-xenc"
 
     def __init__(self, train_files: Sequence[str | Path] | None = None,
                  config: xenc.CrossEncoderConfig | None = None, weights_dir: str | Path | None = None):

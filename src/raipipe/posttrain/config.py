@@ -39,8 +39,10 @@ class SelectSettings(BaseModel):
     rule: SelectionRule = Field(default_factory=SelectionRule)
     max_new_tokens: int = Field(default=64, ge=8)
     limit: int | None = Field(default=None, description="records per dataset (pairs kept together)")
-    judge: str = Field(default="refusal", description="registered judge that scores the evaluations: 'refusal' "
-                       "(embedded classifier) or 'rubric' (an LLM judge, see judge_model)")
+    judge: str = Field(default="refusal-xenc", description="registered judge that scores the evaluations: "
+                       "'refusal-xenc' (the cross-encoder; built and trained apart from the judge that ranks the "
+                       "training answers, so the grade is independent of the training signal) or 'rubric' (an LLM "
+                       "judge, see judge_model)")
     judge_model: str | None = Field(default=None, description="backend spec of the rubric judge, e.g. an "
                                     "OpenAI-compatible endpoint; a judge other than the ranking one keeps the "
                                     "after-numbers independent of the training signal")

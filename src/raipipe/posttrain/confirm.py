@@ -74,7 +74,7 @@ def confirm_selection(selection: Selection, run_dir: Path | str, datasets: Seque
 
     selected_on = list(selection.context.get("datasets", []))
     check_disjoint(selected_on, datasets)
-    judge = judge or load_judge("refusal")
+    judge = judge or load_judge("refusal-xenc")
     lineage = selection.context.get("run_lineage", {})
     spec = baseline_spec(lineage, baseline_model)
     baseline = evaluate_spec("baseline", spec, datasets, judge, batch_size, step=0, stage=STAGE, **eval_config)

@@ -127,7 +127,7 @@ class ProbeCallback(TrainerCallback):
         if self._judge is None:
             from raipipe.judges.base import load_judge
 
-            self._judge = load_judge("refusal")
+            self._judge = load_judge("refusal-xenc")
         return self._judge
 
     def run(self, model, tokenizer, step: int) -> dict[str, Any]:

@@ -220,7 +220,7 @@ def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: i
     from raipipe.evaluate.runner import EvalRun
     from raipipe.judges.base import load_judge
 
-    judge = judge or load_judge("refusal")
+    judge = judge or load_judge("refusal-xenc")
     judges = [judge] + ([second_judge] if second_judge is not None and second_judge.name != judge.name else [])
     cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[j.name for j in judges], name=f"{stage}:{name}",
                      **config)
@@ -278,7 +278,7 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
     if not ckpts:
         raise FileNotFoundError(f"{root}: no checkpoint-N directories to select from")
     lineage = checkpoint_lineage(ckpts[0][1])
-    judge = judge or load_judge("refusal")
+    judge = judge or load_judge("refusal-xenc")
     baseline = evaluate_spec("baseline", baseline_spec(lineage, baseline_model), datasets, judge, batch_size, step=0,
                              **eval_config)
     candidates = [evaluate_checkpoint(path, datasets, judge, batch_size, step=step, **eval_config)
