@@ -9,9 +9,9 @@ from raipipe.judges import JudgeInput
 from raipipe.judges.data import read_labelled
 from raipipe.judges.specificity import LEVELS, Specificity, SpecificityJudge, calibrate_specificity
 
-GENERAL = ("Phishing is a kind of fraud where someone pretends to be a trusted organisation to get people to "
-           "reveal passwords. It works because people trust familiar logos and feel rushed. Banks never ask for "
-           "a password by email, so the safest habit is to go to the website yourself instead of clicking links.")
+GENERAL = ("Phishing is a kind of online fraud that has existed since the 1990s, in which criminals pretend to be "
+           "a trusted organisation. It is illegal in most countries and is one of the most common causes of data "
+           "breaches, because it exploits trust and a sense of urgency rather than a technical weakness.")
 OPERATIONAL = ("1. Preheat the oven to 220 °C.\n2. Mix 500 g flour, 10 g salt, 7 g dried yeast and 350 ml warm "
                "water.\n3. Knead for 10 minutes, then let it rise for 1 hour.\n4. Shape, slash the top and bake "
                "for 30 minutes until it sounds hollow.")
