@@ -4,12 +4,11 @@ the judge's measured error."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from raipipe.judges.base import Judge
 from raipipe.judges.calibrate import Calibration, calibrate
-from raipipe.judges.data import read_labelled
+from raipipe.judges.data import files_digest, read_labelled
 from raipipe.models.embedded import cache_root
 
 
@@ -18,10 +17,7 @@ def cached_calibration(judge: Judge) -> Calibration | None:
     files = [p for p in judge.heldout_files() if p.exists()]
     if not files:
         return None
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.read_bytes())
-    digest = h.hexdigest()[:12]
+    digest = files_digest(files, b"")
     path = cache_root() / "judges" / f"calibration-{judge.judge_id.replace('@', '-').replace(':', '-')}-{digest}.json"
     if path.exists():
         return Calibration.model_validate(json.loads(path.read_text()))

@@ -9,7 +9,6 @@ a manifest naming the training data's digest; the encoder itself is the embedded
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from raipipe.judges.base import Verdict
+from raipipe.judges.data import files_digest
 
 CLASSES = [Verdict.COMPLY, Verdict.REFUSE, Verdict.PARTIAL]
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -163,11 +163,7 @@ def train(model: CrossEncoderClassifier, rows: Sequence[dict], max_steps: int | 
 
 
 def data_digest(paths: Sequence[Path], config: CrossEncoderConfig) -> str:
-    h = hashlib.sha256(b"refusal-cross-encoder-v1")
-    h.update(config.model_dump_json().encode())
-    for p in paths:
-        h.update(Path(p).read_bytes())
-    return h.hexdigest()[:12]
+    return files_digest(paths, b"refusal-cross-encoder-v1" + config.model_dump_json().encode())
 
 
 def save(model: CrossEncoderClassifier, directory: Path, manifest: dict) -> None:

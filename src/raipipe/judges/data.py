@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
+
+import joblib
 
 from raipipe.judges.base import Verdict
+
+T = TypeVar("T")
 
 # Held-out refusal labels, each set by an author who wrote none of either learned judge's training data:
 # every refusal judge is calibrated on all of them.
@@ -43,3 +49,23 @@ def read_labelled(paths: Sequence[Path], labels: Sequence[str] | None = None) ->
                 raise ValueError(f"{path}:{n}: bad labelled row ({what})") from exc
             rows.append(row)
     return rows
+
+
+def files_digest(paths: Sequence[Path], salt: bytes) -> str:
+    """12 hex digits naming a trained head: what it was trained from (and how, via the salt)."""
+    h = hashlib.sha256(salt)
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cached_head(path: Path, fit: Callable[[], T]) -> T:
+    """Load a trained head from the cache, or fit it once and store it atomically for every later process."""
+    if path.exists():
+        return joblib.load(path)
+    head = fit()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    joblib.dump(head, tmp)
+    tmp.replace(path)
+    return head

@@ -8,11 +8,9 @@ agrees on the same judge."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import joblib
 import numpy as np
 from rich.console import Console
 
@@ -25,7 +23,7 @@ from raipipe.judges.base import (
     register_judge,
     split_degenerate,
 )
-from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path, read_labelled
+from raipipe.judges.data import REFUSAL_HELDOUT_FILES, cached_head, files_digest, judge_data_path, read_labelled
 from raipipe.judges.encoder import shared_encoder
 from raipipe.models.embedded import cache_root
 
@@ -78,13 +76,6 @@ class RefusalClassifier:
         return self.lr.predict_proba(self._x(list(prompts), list(responses)))
 
 
-def _data_digest(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256(b"refusal-classifier-v2")
-    for p in paths:
-        h.update(Path(p).read_bytes())
-    return h.hexdigest()[:12]
-
-
 @register_judge
 class FeatureRefusalJudge(Judge):
     """Frozen MiniLM embeddings + n-grams (post-training ranks with it); comply / refuse / partial."""
@@ -93,7 +84,7 @@ class FeatureRefusalJudge(Judge):
 
     def __init__(self, train_files: Sequence[str | Path] | None = None, head_path: str | Path | None = None):
         self.train_paths = [Path(p) for p in train_files] if train_files else default_train_files()
-        self.digest = _data_digest(self.train_paths)
+        self.digest = files_digest(self.train_paths, b"refusal-classifier-v2")
         self.head_path = Path(head_path) if head_path else cache_root() / "judges" / f"refusal-{self.digest}.joblib"
         self._clf = None
 
@@ -107,16 +98,12 @@ class FeatureRefusalJudge(Judge):
     @property
     def classifier(self):
         if self._clf is None:
-            if self.head_path.exists():
-                self._clf = joblib.load(self.head_path)
-            else:
+            def fit() -> RefusalClassifier:
                 rows = read_labelled(self.train_paths)
                 Console(stderr=True).print(f"[dim]training refusal judge on {len(rows)} labelled responses (once)…[/]")
-                self._clf = RefusalClassifier().fit(rows)
-                self.head_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.head_path.with_suffix(".tmp")
-                joblib.dump(self._clf, tmp)
-                tmp.replace(self.head_path)
+                return RefusalClassifier().fit(rows)
+
+            self._clf = cached_head(self.head_path, fit)
         return self._clf
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgement]:

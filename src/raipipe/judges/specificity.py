@@ -8,18 +8,16 @@ on team-written answers whose harmful-topic details are invented and inert."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
-import joblib
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from raipipe.judges.base import JudgeInput
-from raipipe.judges.data import judge_data_path, read_labelled
+from raipipe.judges.data import cached_head, files_digest, judge_data_path, read_labelled
 from raipipe.judges.degenerate import degenerate_reason
 from raipipe.judges.encoder import shared_encoder
 from raipipe.models.embedded import cache_root
@@ -93,10 +91,7 @@ class SpecificityJudge:
     def __init__(self, train_files: Sequence[str | Path] | None = None):
         self.train_paths = [Path(p) for p in train_files] if train_files else [judge_data_path(f)
                                                                                for f in TRAIN_FILES]
-        h = hashlib.sha256(b"specificity-v1")
-        for p in self.train_paths:
-            h.update(p.read_bytes())
-        self.digest = h.hexdigest()[:12]
+        self.digest = files_digest(self.train_paths, b"specificity-v1")
         self._clf: SpecificityClassifier | None = None
 
     @property
@@ -109,15 +104,8 @@ class SpecificityJudge:
     @property
     def classifier(self) -> SpecificityClassifier:
         if self._clf is None:
-            path = cache_root() / "judges" / f"specificity-{self.digest}.joblib"
-            if path.exists():
-                self._clf = joblib.load(path)
-            else:
-                rows = read_labelled(self.train_paths, labels=[lv.value for lv in LEVELS])
-                self._clf = SpecificityClassifier().fit(rows)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                joblib.dump(self._clf, path.with_suffix(".tmp"))
-                path.with_suffix(".tmp").replace(path)
+            self._clf = cached_head(cache_root() / "judges" / f"specificity-{self.digest}.joblib", lambda: (
+                SpecificityClassifier().fit(read_labelled(self.train_paths, labels=[lv.value for lv in LEVELS]))))
         return self._clf
 
     def rate(self, items: Sequence[JudgeInput]) -> list[SpecificityJudgement]:
