@@ -73,6 +73,13 @@ def _repetition(text: str) -> str | None:
     words = text.split()
     if len(words) >= 20 and len(set(words)) / len(words) < 0.12:
         return "degenerate repetition (a few words looping)"
+    # a short loop cut off by the token limit ("la ciudad de la ciudad de ..."): most word trigrams recur,
+    # whereas in real prose (any language) nearly every trigram is new
+    tokens = re.findall(r"\w+", text.lower())
+    if len(tokens) >= 15:
+        trigrams = list(zip(tokens, tokens[1:], tokens[2:], strict=False))
+        if len(set(trigrams)) / len(trigrams) < 0.5:
+            return "degenerate repetition (a phrase looping)"
     if len(text) >= 200:
         raw = text.encode("utf-8")
         if len(zlib.compress(raw, 9)) / len(raw) < 0.1:
