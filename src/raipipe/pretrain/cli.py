@@ -1,0 +1,114 @@
+"""`pretrain` sub-commands (the lead mounts `app` on the main CLI): generate exercises, find stale ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from raipipe.policy.loader import PolicyError, load_pack
+from raipipe.pretrain.exercises import (
+    ExerciseConfig,
+    ExerciseKind,
+    generate_exercises,
+    load_documents,
+    load_templates,
+    paraphrase,
+    read_exercises,
+    read_manifest,
+    stale_exercises,
+    write_exercises,
+)
+
+app = typer.Typer(no_args_is_help=True, help="Policy-aware pretraining data: learning exercises from policy.")
+
+PackOpt = Annotated[Path | None, typer.Option("--pack", help="policy pack folder (default: the shipped pack)")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}", markup=True)
+    return typer.Exit(code=1)
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def counts_table(counts: dict[str, dict[str, int]], languages: list[str], title: str) -> Table:
+    """Kinds as rows, languages as columns, with totals."""
+    table = Table(title=title)
+    table.add_column("kind")
+    for lang in languages:
+        table.add_column(lang, justify="right")
+    table.add_column("total", justify="right")
+    for kind in ExerciseKind:
+        row = counts.get(kind.value, {})
+        table.add_row(kind.value, *(str(row.get(lang, 0)) for lang in languages), str(sum(row.values())))
+    return table
+
+
+@app.command("exercises")
+def exercises(
+    out: Annotated[Path, typer.Option("--out", help="output folder for JSONL shards and manifest.json")],
+    pack: PackOpt = None,
+    docs: Annotated[Path | None, typer.Option("--docs", help="folder of guidance documents (.md/.txt)")] = None,
+    languages: Annotated[str, typer.Option("--languages", help="comma-separated frame languages")] = "en,es,fr",
+    kinds: Annotated[str, typer.Option("--kinds", help="comma-separated kinds (default: all)")] = "",
+    seed: Annotated[int, typer.Option("--seed", help="seeds template choice and shard order")] = 0,
+    variants: Annotated[int, typer.Option("--variants", min=1, help="templates rendered per unit")] = 1,
+    templates: Annotated[Path | None, typer.Option("--templates", help="template folder (default: shipped)")] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="records per JSONL shard")] = 5000,
+    paraphrase_model: Annotated[
+        str | None, typer.Option("--paraphrase-model", help="model spec (e.g. embedded:smollm2); off by default")
+    ] = None,
+) -> None:
+    """Generate learning exercises from a policy pack; print counts per kind x language."""
+    con = Console(highlight=False, soft_wrap=True)
+    try:
+        loaded = load_pack(pack)
+        tset = load_templates(templates)
+        cfg = ExerciseConfig(languages=_split(languages), seed=seed, variants=variants,
+                             kinds=[ExerciseKind(k) for k in _split(kinds)] or list(ExerciseKind))
+        passages = load_documents(docs, loaded, cfg.max_passage_chars) if docs else []
+        records = generate_exercises(loaded, cfg, tset, passages)
+    except (PolicyError, KeyError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    model_id = None
+    if paraphrase_model:
+        from raipipe.models import load_model
+
+        model = load_model(paraphrase_model)
+        records, model_id = paraphrase(records, model, tset), model.model_id
+        model.close()
+    manifest = write_exercises(records, out, loaded, cfg, tset.digest, passages, shard_size, model_id)
+    title = f"{manifest.total} exercises from {loaded.ref} → {out} ({len(manifest.shards)} shard(s))"
+    con.print(counts_table(manifest.counts, cfg.languages, title))
+
+
+@app.command("stale")
+def stale(
+    exercises_dir: Annotated[Path, typer.Argument(help="folder written by `exercises`")],
+    pack: PackOpt = None,
+    old_pack: Annotated[Path | None, typer.Option("--old-pack", help="pack the exercises were made from")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per stale exercise")] = False,
+) -> None:
+    """List exercises made from clauses that changed or were removed in the (new) pack."""
+    con = Console(highlight=False, soft_wrap=True)
+    try:
+        manifest = read_manifest(exercises_dir)
+        new = load_pack(pack)
+        old = load_pack(old_pack) if old_pack else None
+        found = stale_exercises(read_exercises(exercises_dir), new, old)
+    except (PolicyError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        for s in found:
+            typer.echo(json.dumps(s.model_dump(mode="json"), ensure_ascii=False))
+        return
+    for s in found:
+        con.print(f"{s.id}  {s.policy_id}: {'; '.join(s.reasons)}")
+    con.print(f"{len(found)} of {manifest.total} exercises from {manifest.policy_pack} are stale against {new.ref}")
