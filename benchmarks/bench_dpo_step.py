@@ -1,11 +1,12 @@
 """DPO step time on the embedded model: each pair's prompt run once for both answers
 (raipipe.posttrain.shared_prompt, the default) and TRL's fused LM head scoring only the answer tokens on
-CPU (raipipe.posttrain.trl_cpu), versus TRL's CPU defaults. Each mode runs in its own process on the
+CPU (raipipe.posttrain.trl_compat), versus TRL's CPU defaults. Each mode runs in its own process on the
 same pairs; prints a table with the losses, which must match (to float rounding)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -43,7 +44,7 @@ def _one(mode: str, steps: int, out: Path) -> None:
     from raipipe.posttrain import dpo
 
     if mode == MODES[2]:
-        dpo.score_answers_only_on_cpu = lambda: False  # leave TRL's CPU default in place
+        dpo.cpu_compact_head = contextlib.nullcontext  # leave TRL's CPU default in place
     s = dpo.DPOSettings(share_prompt_pass=mode == MODES[0], output_dir=out, overwrite=True, max_steps=steps,
                         batch_size=4, grad_accum=2,
                         max_length=80, save_steps=10_000, learning_rate=1e-3, loss_type=["sigmoid", "sft"],

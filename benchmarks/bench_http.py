@@ -19,7 +19,7 @@ from rich.table import Table
 
 from raipipe.models.base import GenerationParams, Message
 from raipipe.models.http_backend import HTTPBackendConfig, OpenAIChatBackend
-from raipipe.serve.upstream_sim import UpstreamSimConfig, run_upstream_sim
+from raipipe.testing import UpstreamSimConfig, run_upstream_sim
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAIPIPE_DTYPE", "float32")  # same numbers on every CPU (auto picks bf16 on some)
 
 import pytest  # noqa: E402
 

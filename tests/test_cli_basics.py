@@ -16,7 +16,11 @@ def test_version_and_list():
         line.split()[0] for line in judges.output.splitlines()}
     backends = runner.invoke(app, ["list", "backends"])
     assert {"embedded", "hf", "openai"} <= {line.split()[0] for line in backends.output.splitlines()}
-    bad = runner.invoke(app, ["list", "attacks"])
+    converters = runner.invoke(app, ["list", "converters"])
+    assert converters.exit_code == 0 and len(converters.output.splitlines()) >= 20
+    assert {"converter_sweep", "pair", "tap", "crescendo"} <= {
+        line.split()[0] for line in runner.invoke(app, ["list", "attacks"]).output.splitlines()}
+    bad = runner.invoke(app, ["list", "guards"])
     assert bad.exit_code != 0 and "backends" in bad.output
 
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from raipipe.models import BackendError, GenerationParams, Message, load_model
 from raipipe.models.http_backend import HTTPBackendConfig, OpenAIChatBackend, _env_proxy, _retry_after
-from raipipe.serve.upstream_sim import Failure, UpstreamHandle, UpstreamSimConfig, run_upstream_sim
+from raipipe.testing import Failure, UpstreamHandle, UpstreamSimConfig, run_upstream_sim
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05}
 

@@ -69,6 +69,7 @@ def test_show_unknown_id_fails():
 
 def test_show_with_custom_pack(tmp_path):
     shutil.copy(FIXTURES / "valid" / "test_minimal.yaml", tmp_path / "test_minimal.yaml")
+    (tmp_path / "pack.yaml").write_text("name: custom\nversion: 1.0.0\n")
     res = _run("show", "test.minimal", "--pack", tmp_path)
     assert res.exit_code == 0 and "Minimal test policy" in res.output
 

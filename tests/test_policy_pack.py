@@ -151,6 +151,7 @@ def test_pack_with_broken_file_names_that_file(tmp_path):
 
 
 def test_pack_rejects_duplicate_ids(tmp_path):
+    (tmp_path / "pack.yaml").write_text("name: dup\nversion: 1.0.0\n")
     shutil.copy(FIXTURES / "valid" / "test_minimal.yaml", tmp_path / "a.yaml")
     shutil.copy(FIXTURES / "valid" / "test_minimal.yaml", tmp_path / "b.yaml")
     with pytest.raises(PolicyError, match="duplicate policy id"):

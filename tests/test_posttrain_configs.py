@@ -22,12 +22,37 @@ def test_shipped_configs_load(name):
     assert cfg.dpo.lora.full_finetune is False  # LoRA by default
 
 
-def test_default_config_is_the_measured_one():
+def _pair(chosen: str, rejected: str, tier_gap: float, *, greedy: str | None = None, label: str = "harmful"):
+    from raipipe.posttrain.pairs import PreferencePair
+
+    return PreferencePair(prompt="p", chosen=chosen, rejected=rejected, margin=tier_gap + 1, record_id="r1",
+                          label=label, rater_kinds=["ai"], batch_id="b", tier_gap=tier_gap,
+                          chosen_origin="policy-model-greedy" if greedy == "chosen" else "sample",
+                          rejected_origin="policy-model-greedy" if greedy == "rejected" else "sample")
+
+
+def test_pair_settings_of_the_default_config_drive_which_pairs_dpo_sees():
+    """Each pair setting of the shipped default changes the DPO pairs the way its name says, and changing
+    it back changes them back: a config value that stopped being read would fail here."""
+    from raipipe.posttrain.steps.training import dpo_pairs
+
     cfg = PostTrainConfig.load(CONFIGS / "posttrain-default.yaml")
-    assert cfg.sample.num_samples == 4 and cfg.sample.policy_refusal and cfg.decisive_only
-    assert cfg.sample.greedy_sample and cfg.pair_strategy == "greedy-anchored" and cfg.add_clearest == ["harmful"]
-    assert cfg.dpo.loss_type == ["sigmoid", "sft"] and len(cfg.dpo.loss_weights or []) == 2
-    assert cfg.dpo.epochs == 2.0 and cfg.dpo.share_prompt_pass  # run 11's recipe (1.6 epochs: +7.5 points on dev)
+    anchored = _pair("refusal", "greedy compliance", 1.0, greedy="rejected")
+    clearest = _pair("refusal", "detailed compliance", 2.0)
+    tie = _pair("polite refusal", "terse refusal", 0.0)
+    pairs = [anchored, clearest, tie]
+
+    picked = dpo_pairs(cfg, pairs)
+    assert tie not in picked  # decisive_only: same behaviour on both sides teaches nothing
+    assert picked[0] == anchored  # greedy-anchored: the model's own greedy answer is in the pair
+    assert clearest in picked  # add_clearest [harmful]: the clearest harmful pair is added too
+
+    everything = {"decisive_only": False, "pair_strategy": "all", "add_clearest": []}
+    assert dpo_pairs(cfg.model_copy(update=everything), pairs) == pairs
+    assert dpo_pairs(cfg.model_copy(update={"pair_strategy": "best-vs-worst", "add_clearest": []}), pairs) == [clearest]
+    assert dpo_pairs(cfg.model_copy(update={"add_clearest": []}), pairs) == [anchored]
+    weighted = cfg.model_copy(update={"add_clearest": [], "pair_weights": {"harmful": 3}})
+    assert dpo_pairs(weighted, pairs) == [anchored] * 3  # pair_weights repeats a group's pairs
 
 
 @pytest.mark.parametrize(("text", "match"), [

@@ -22,6 +22,7 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
                 "max_length": 128, "probe_max_new_tokens": 8},
         "probe": {"n_pairs": 2},
         "select": {"datasets": ["seed:test"], "limit": 6, "max_new_tokens": 12, "confirm_datasets": ["seed:dev"],
+                   "max_graded": 1, "lora_scales": [0.5],  # one checkpoint graded, plus its λ = 0.5 copy
                    "rule": {"tolerance": 1.0, "require_improvement": False}},  # a checkpoint is chosen: export runs
     }
     path = tmp_path / "cfg.yaml"
@@ -31,7 +32,10 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     summary = json.loads((out / "posttrain_summary.json").read_text())
     assert summary["feedback"].startswith("AI feedback")
     sel = summary["selection"]
-    assert [c["name"] for c in sel["candidates"]] == ["checkpoint-1", "checkpoint-2"]
+    graded = sel["candidates"][0]["name"]
+    assert graded in {"checkpoint-1", "checkpoint-2"}
+    assert [c["name"] for c in sel["candidates"]] == [graded, f"{graded}-x0.50"]
+    assert any("not graded" in r for r in sel["reasons"]) and sel["context"]["lora_scales"] == [0.5]
     assert sel["reasons"] and sel["rule_text"]
     assert summary["reward_model"]["heldout_pairwise_accuracy"]["n"] > 0
     assert (out / "dpo" / "curves.jsonl").exists() and summary["curves"]
@@ -59,11 +63,21 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     assert "Confirmation on datasets selection did not see (seed:dev" in (out / "report.html").read_text()
     assert "confirmation" in result.output
 
+    # Every step recorded its completion in the store, the same way.
+    from raipipe.posttrain.config import PostTrainConfig
+    from raipipe.posttrain.pipeline import PostTrainPipeline
+    from raipipe.posttrain.steps import STEP_NAMES
+
+    rows = PostTrainPipeline(PostTrainConfig.load(path)).ledger.all()
+    assert set(rows) == set(STEP_NAMES) and {r.status for r in rows.values()} == {"done"}
+    assert rows["train"].summary["checkpoints"] == [1, 2] and rows["select"].summary["selection"]["chosen"]
+
     # A rerun finds every step done and finishes without training again.
     mtime = (out / "dpo" / "train_result.json").stat().st_mtime
     again = CliRunner().invoke(app, ["posttrain", "--config", str(path)])
     assert again.exit_code == 0, again.output
     assert (out / "dpo" / "train_result.json").stat().st_mtime == mtime
+    assert "step train: done earlier, skipped" in again.output
 
 
 def test_trainable_records_refuse_the_test_split():

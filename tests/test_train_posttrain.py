@@ -80,7 +80,6 @@ def test_dpo_trains_lora_and_writes_checkpoints_with_lineage(dpo_run):
     assert (dpo_run.output_dir / "train_config.json").exists()
     losses = [h["loss"] for h in dpo_run.history if "loss" in h]
     assert len(losses) == 2 and any("rewards/margins" in h for h in dpo_run.history)
-    assert dpo_run.seconds_per_step > 0
 
 
 def test_probe_callback_writes_curves_and_trainer_log(dpo_run):

@@ -7,18 +7,14 @@ mine = "my_pkg.judges:MyJudge"`), loaded the first time the registry is read."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
+from raipipe.errors import UnknownNameError
+
 T = TypeVar("T")
-
-
-class UnknownNameError(KeyError, ValueError):
-    """A name that no registered plug-in has; the message lists the known ones."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class Registry(Generic[T]):
@@ -26,7 +22,8 @@ class Registry(Generic[T]):
         self.kind, self.group = kind, group
         self._builtins = builtins
         self._items: dict[str, type[T]] = {}
-        self._loaded = False
+        self._loaded = self._complete = False
+        self._loading = threading.RLock()  # threads wait for a complete registry; the loading thread re-enters
 
     def register(self, cls: type[T]) -> type[T]:
         name = getattr(cls, "name", "")
@@ -36,14 +33,18 @@ class Registry(Generic[T]):
         return cls
 
     def _load(self) -> None:
-        if self._loaded:
+        if self._complete:
             return
-        self._loaded = True
-        if self._builtins:
-            self._builtins()
-        for ep in entry_points(group=self.group):
-            if ep.name not in self._items:
-                self.register(ep.load())
+        with self._loading:  # other threads wait here until the registry is complete
+            if self._loaded:  # complete, or being loaded by this very thread (a built-in reading it on import)
+                return
+            self._loaded = True
+            if self._builtins:
+                self._builtins()
+            for ep in entry_points(group=self.group):
+                if ep.name not in self._items:
+                    self.register(ep.load())
+            self._complete = True
 
     def all(self) -> dict[str, type[T]]:
         self._load()

@@ -26,6 +26,7 @@ from raipipe.data.io import (
 from raipipe.data.records import PromptRecord
 from raipipe.data.seed import pair_summary
 from raipipe.data.specs import SpecError, resolve_dataset
+from raipipe.errors import require_writable
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -124,6 +125,7 @@ def load_benchmark_cmd(
 ) -> None:
     """Convert a public benchmark to PromptRecords (evaluation only), deduplicated."""
     con = _out()
+    require_writable(out, "--out", kind="file")
     try:
         loaded = load_benchmark(name, source)
         against: list[PromptRecord] = resolve_dataset(dedup_against)[1] if dedup_against else []
@@ -149,6 +151,7 @@ def dedup_cmd(
 ) -> None:
     """Merge datasets keeping the first of each duplicate group; report each dropped record."""
     con = _out()
+    require_writable(out, "--out", kind="file")
     try:
         merged: list[PromptRecord] = []
         for spec in inputs:

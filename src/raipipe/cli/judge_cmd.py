@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from raipipe.fileio import atomic_write_lines, atomic_write_text
+
 console = Console()
 app = typer.Typer(no_args_is_help=True, invoke_without_command=True)
 
@@ -17,6 +19,21 @@ def _make_judge(name: str, judge_model: str | None):
     from raipipe.judges import load_judge
 
     return load_judge(name, model=judge_model) if name == "rubric" and judge_model else load_judge(name)
+
+
+def _check_inputs(judge: str, judge_model: str | None, inputs: list[Path], output: Path | None) -> None:
+    """Fail on a misspelt judge, a rubric judge with no model, a missing input or an unwritable output,
+    before any judge model loads."""
+    from raipipe.errors import InputFileError, require_writable
+    from raipipe.evaluate.config import check_judges
+
+    check_judges([judge], judge_model, extra=("specificity",))
+    for path in inputs:
+        if not path.is_file():
+            raise InputFileError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}",
+                                 hint="give an existing JSONL file")
+    if output is not None:
+        require_writable(output, "--output", kind="file")
 
 
 @app.callback()
@@ -34,6 +51,7 @@ def score(
         return
     if not input or not output:
         raise typer.BadParameter("--input and --output are required to score responses")
+    _check_inputs(judge, judge_model, [input], output)
     from raipipe.judges import JudgeInput
     from raipipe.policy import load_pack
 
@@ -62,12 +80,8 @@ def score(
         judge_id = j.judge_id
         records = [{"verdict": jd.verdict.value, "score": jd.score, "probabilities": jd.probabilities,
                     "rationale": jd.rationale, "judge": jd.judge_id} for jd in j.judge(items)]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row, rec in zip(rows, records, strict=True):
-            f.write(json.dumps({**row, **rec}, ensure_ascii=False) + "\n")
-    tmp.replace(output)
+    atomic_write_lines(output, (json.dumps({**row, **rec}, ensure_ascii=False)
+                                for row, rec in zip(rows, records, strict=True)))
     counts: dict[str, int] = {}
     for rec in records:
         key = rec.get("verdict") or rec["level"]
@@ -108,6 +122,7 @@ def calibrate(
     from raipipe.judges.calibrate import calibrate as run_calibration
     from raipipe.judges.data import read_labelled
 
+    _check_inputs(judge, judge_model, labels, output)
     if judge == "specificity":
         from raipipe.judges.specificity import LEVELS, SpecificityJudge, calibrate_specificity
 
@@ -123,8 +138,7 @@ def calibrate(
         cal = run_calibration(j, read_labelled(paths), source=", ".join(str(p) for p in paths))
     _print_calibration(cal)
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(cal.model_dump_json(indent=2))
+        atomic_write_text(output, cal.model_dump_json(indent=2))
 
 
 @app.command("train")

@@ -12,7 +12,28 @@ from rich.table import Table
 console = Console()
 app = typer.Typer(no_args_is_help=True, help="Rank candidate responses (people, vendors, or AI feedback).")
 
-STORE = typer.Option(..., "--store", "-s", help="store: a SQLite path or a database URL")
+STORE = typer.Option(..., "--store", "-s", metavar="DB", help="store: a SQLite path or a database URL")
+
+
+def _existing_store(store: str, batch: str | None = None):  # noqa: ANN202 - a sessionmaker
+    """Open a store that must already exist (holding `batch`, if given); opening never creates one here."""
+    from sqlalchemy import select
+
+    from raipipe.errors import StoreError
+    from raipipe.store import open_store
+    from raipipe.store.posttrain_tables import SampleBatch
+
+    if "://" not in store and not Path(store).is_file():
+        raise StoreError(f"--store {store}: no such store file",
+                         hint="sample candidates first (`raipipe posttrain`) or try `raipipe rank demo --store DB`")
+    sessions = open_store(store)
+    if batch is not None:
+        with sessions() as s:
+            known = sorted(s.scalars(select(SampleBatch.id)))
+        if batch not in known:
+            raise StoreError(f"--batch {batch!r}: no such sample batch in {store}",
+                             hint=f"choose one of {known}" if known else "this store holds no sample batches yet")
+    return sessions
 
 
 @app.command()
@@ -25,6 +46,7 @@ def serve(
     """Serve the ranking page: open http://127.0.0.1:PORT/?rater=YOUR_ID."""
     from raipipe.posttrain.ranking.web import serve as run
 
+    _existing_store(store, batch)
     where = f"store {store}" + (f", batch {batch}" if batch else "")
     console.print(f"ranking page on [bold]http://{host}:{port}/[/] ({where})")
     run(store, batch_id=batch, host=host, port=port)
@@ -38,12 +60,13 @@ def export(
     kind: str | None = typer.Option(None, "--kind", help="human or ai (default: both)"),
 ) -> None:
     """Export rankings as JSONL (one line per rater x item; order by candidate id and by index)."""
+    from raipipe.errors import require_writable
     from raipipe.posttrain.ranking.jsonl import export_jsonl
-    from raipipe.store import open_store
 
     if kind not in (None, "human", "ai"):
         raise typer.BadParameter(f"--kind must be human or ai, got {kind!r}")
-    with open_store(store)() as s:
+    require_writable(out, "--out", kind="file")
+    with _existing_store(store, batch)() as s:
         n = export_jsonl(s, out, batch_id=batch, rater_kind=kind)
     console.print(f"wrote {n} rankings → {out}")
 
@@ -56,10 +79,9 @@ def import_(
 ) -> None:
     """Import rankings from JSONL; every line is reported as imported, replaced, skipped or rejected."""
     from raipipe.posttrain.ranking.jsonl import import_jsonl
-    from raipipe.store import open_store
 
     try:
-        report = import_jsonl(open_store(store), file, strict=strict)
+        report = import_jsonl(_existing_store(store), file, strict=strict)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
@@ -83,14 +105,17 @@ def ai(
 ) -> None:
     """AI feedback: the refusal judge (and optionally a rubric judge) rank every prompt's candidates."""
     from raipipe.posttrain.ranking.ai_feedback import ai_rank
-    from raipipe.store import open_store
 
+    sessions = _existing_store(store, batch)
     rubric = None
     if judge_model:
+        from raipipe.models.registry import check_model_spec
+
+        check_model_spec(judge_model)
         from raipipe.judges.llm_judge import RubricJudge
 
         rubric = RubricJudge(model=judge_model)
-    report = ai_rank(open_store(store), batch, rubric_judge=rubric, only_missing=only_missing)
+    report = ai_rank(sessions, batch, rubric_judge=rubric, only_missing=only_missing)
     console.print(f"AI feedback [bold]{report.rater_id}[/]: {report.items} prompts, {report.candidates} candidates, "
                   f"{report.statuses}", highlight=False, soft_wrap=True)
     for label, counts in report.verdicts.items():
@@ -106,9 +131,8 @@ def agreement(
     """Agreement between human raters (Kendall tau, pair agreement, Kendall's W) and with AI feedback."""
     from raipipe.posttrain.ranking.agreement import agreement as compute
     from raipipe.posttrain.ranking.store_ops import list_rankings
-    from raipipe.store import open_store
 
-    with open_store(store)() as s:
+    with _existing_store(store, batch)() as s:
         report = compute(list_rankings(s, batch_id=batch))
     if as_json:
         print(json.dumps(report.model_dump(), indent=2))

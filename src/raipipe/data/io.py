@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,22 +21,10 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from raipipe.data.records import PromptRecord, SourceKind
+from raipipe.errors import DatasetError, TrainingDataError  # defined there, imported from here too
+from raipipe.fileio import atomic_write_lines
 
 OnError = Literal["raise", "quarantine"]
-
-
-class DatasetError(ValueError):
-    """A dataset row is invalid; the message names the file, line and field."""
-
-    def __init__(self, path: Path | str, line: int | None, field_path: str | None, message: str):
-        self.path, self.line, self.field_path, self.reason = str(path), line, field_path, message
-        where = f"{path}:{line}" if line else str(path)
-        what = f" field '{field_path}':" if field_path else ""
-        super().__init__(f"{where}:{what} {message}")
-
-
-class TrainingDataError(ValueError):
-    """Evaluation-only data (public benchmarks) reached a training set."""
 
 
 @dataclass
@@ -153,16 +140,7 @@ def write_quarantine(result: LoadResult, path: Path | str | None = None) -> Path
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     """Write via a temp file + rename so a crash never leaves a half-written dataset behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for line in lines:
-                fh.write(line + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_lines(path, lines)
 
 
 def record_to_json(rec: PromptRecord) -> str:

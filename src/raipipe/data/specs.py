@@ -3,6 +3,9 @@
 Forms:
   seed                   the whole shipped seed set
   seed:SPLIT[:LANG]      one split (train, dev, test, or `all`), optionally one language
+  generated:SPLIT[:LANG] prompts built by the policy-driven generator from the shipped blocks (seed 0),
+                         split by topic; same forms as seed
+  redteam:DIR[@vN][:SPLIT] a version of the red-team findings dataset promoted into DIR (default: the latest)
   PATH.jsonl             a file in our PromptRecord format
   BENCH:SOURCE           a registered public benchmark from a local file or a HF dataset id
   BENCH                  a registered benchmark from its conventional HF dataset id
@@ -10,28 +13,28 @@ Forms:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from raipipe.data.benchmarks import benchmark_names, get_loader, load_benchmark
 from raipipe.data.io import load_jsonl
 from raipipe.data.records import PromptRecord, Split
 from raipipe.data.seed import load_seed
-
-
-class SpecError(ValueError):
-    """A dataset spec matches none of the accepted forms."""
+from raipipe.errors import SpecError
 
 
 def valid_forms() -> str:
     return (
         "valid dataset specs: 'seed', 'seed:test', 'seed:dev', 'seed:train', 'seed:all:es' "
-        "(split, then optional language), a path to a .jsonl file, or BENCH:SOURCE with BENCH one "
+        "(split, then optional language), the same forms with 'generated' (e.g. 'generated:train'), "
+        "'redteam:DIR[@vN][:SPLIT]' (promoted red-team findings), "
+        "a path to a .jsonl file, or BENCH:SOURCE with BENCH one "
         f"of {', '.join(benchmark_names())} and SOURCE a local csv/jsonl/json/parquet file or a "
         "Hugging Face dataset id (e.g. 'xstest:data/xstest_prompts.csv', 'harmbench:walledai/HarmBench')"
     )
 
 
-def _seed(spec: str) -> tuple[str, list[PromptRecord]]:
+def _split_and_language(spec: str) -> tuple[str | None, str | None]:
     parts = spec.split(":")
     if len(parts) > 3:
         raise SpecError(f"{spec!r}: too many ':' parts; {valid_forms()}")
@@ -39,9 +42,36 @@ def _seed(spec: str) -> tuple[str, list[PromptRecord]]:
     lang = parts[2].strip().lower() if len(parts) > 2 else None
     if split not in {s.value for s in Split} | {"all", ""}:
         raise SpecError(f"{spec!r}: unknown split {split!r}; use train, dev, test or all")
-    records = load_seed(split=None if split in ("all", "") else split, languages=lang)
+    return (None if split in ("all", "") else split), lang
+
+
+def _seed(spec: str) -> tuple[str, list[PromptRecord]]:
+    split, lang = _split_and_language(spec)
+    records = load_seed(split=split, languages=lang)
     if not records:
         raise SpecError(f"{spec!r} selects no seed records")
+    return spec, records
+
+
+@lru_cache(maxsize=1)
+def _generated_all() -> tuple[PromptRecord, ...]:
+    """The generator's default output (shipped pack and blocks, seed 0): deterministic, so it is rebuilt
+    rather than shipped, and checked against the seed set's held-out rows like the CLI does."""
+    from raipipe.data.generator import generate
+    from raipipe.data.generator_blocks import load_blocks
+    from raipipe.policy.loader import load_pack
+
+    pack = load_pack(None)
+    records, _ = generate(pack, load_blocks(None, pack=pack), seed_records=load_seed())
+    return tuple(records)
+
+
+def _generated(spec: str) -> tuple[str, list[PromptRecord]]:
+    split, lang = _split_and_language(spec)
+    records = [r for r in _generated_all() if (split is None or r.split.value == split)
+               and (lang is None or r.language == lang)]
+    if not records:
+        raise SpecError(f"{spec!r} selects no generated records")
     return spec, records
 
 
@@ -52,6 +82,12 @@ def resolve_dataset(spec: str) -> tuple[str, list[PromptRecord]]:
         raise SpecError(f"empty dataset spec; {valid_forms()}")
     if spec == "seed" or spec.startswith("seed:"):
         return _seed(spec)
+    if spec == "generated" or spec.startswith("generated:"):
+        return _generated(spec)
+    if spec.startswith("redteam:"):
+        from raipipe.redteam.findings import resolve_redteam
+
+        return resolve_redteam(spec)
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix.lower() != ".jsonl":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 
 import raipipe
-from raipipe.data.io import dataset_hash
+from raipipe.data.io import DatasetError, dataset_hash
 from raipipe.data.records import PromptRecord
 from raipipe.data.specs import resolve_dataset
 from raipipe.evaluate.config import EvalConfig
@@ -36,19 +36,75 @@ def _progress() -> Progress:
                     console=console, transient=False)
 
 
+Cell = tuple[str, str, str]  # (pillar, label, language)
+SMALL_CELL = 10  # fewer records than this in a cell and its rates mean little
+
+
+def _cell(r: PromptRecord) -> Cell:
+    return (r.pillar.value, r.label.value, r.language)
+
+
+def _quotas(counts: Counter[Cell], limit: int) -> dict[Cell, int]:
+    """Each cell's share of `limit`, proportional to its size (largest remainder, ties by cell name)."""
+    total = sum(counts.values())
+    exact = {c: limit * n / total for c, n in counts.items()}
+    quota = {c: int(v) for c, v in exact.items()}
+    for c in sorted(exact, key=lambda c: (quota[c] - exact[c], c))[: limit - sum(quota.values())]:
+        quota[c] += 1
+    return quota
+
+
 def stratified_limit(records: list[PromptRecord], limit: int, seed: int) -> list[PromptRecord]:
-    """Keep `limit` records, keeping look-alike pairs together and the label mix intact."""
+    """Keep `limit` records with each pillar x label x language cell in proportion, look-alike pairs together.
+
+    Deterministic for a seed: groups (a pair, or a lone record) are visited in a seeded order, first
+    filling each cell up to its quota, then topping up to `limit` with what is left."""
+    if limit >= len(records):
+        return sorted(records, key=lambda r: r.id)
     groups: dict[str, list[PromptRecord]] = defaultdict(list)
     for r in records:
         groups[r.pair_id or r.id].append(r)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
-    kept: list[PromptRecord] = []
-    for k in keys:
-        if len(kept) + len(groups[k]) > limit:
-            continue
-        kept += groups[k]
-    return sorted(kept, key=lambda r: r.id)
+    quota = _quotas(Counter(_cell(r) for r in records), limit)
+    taken: Counter[Cell] = Counter()
+    kept: dict[str, None] = {}  # insertion-ordered set
+    for strict in (True, False):
+        for k in keys:
+            group = groups[k]
+            if k in kept or len(group) + taken.total() > limit:
+                continue
+            need = Counter(_cell(r) for r in group)
+            if strict and any(taken[c] + n > quota[c] for c, n in need.items()):
+                continue
+            kept[k] = None
+            taken.update(need)
+    return sorted((r for k in kept for r in groups[k]), key=lambda r: r.id)
+
+
+def small_cells(records: list[PromptRecord], minimum: int = SMALL_CELL) -> list[str]:
+    """Cells with fewer than `minimum` records, as 'pillar/label/language (n=3)'."""
+    counts = Counter(_cell(r) for r in records)
+    return [f"{'/'.join(c)} (n={n})" for c, n in sorted(counts.items()) if n < minimum]
+
+
+def fit_prompts(records: list[PromptRecord], max_chars: int, on_long: str,
+                dataset: str) -> tuple[list[PromptRecord], dict[str, str]]:
+    """Apply the long-prompt policy before any generation: cut (reason kept on the record) or refuse."""
+    long = [r for r in records if len(r.prompt) > max_chars]
+    if not long:
+        return records, {}
+    if on_long == "reject":
+        ids = ", ".join(f"{r.id} ({len(r.prompt)} chars)" for r in long[:5]) + (", ..." if len(long) > 5 else "")
+        raise DatasetError(dataset, None, "prompt", f"{len(long)} prompt(s) longer than max_prompt_chars="
+                           f"{max_chars}: {ids}", hint="shorten them, raise max_prompt_chars, or set "
+                           "on_long_prompt: truncate")
+    reasons = {r.id: f"prompt truncated from {len(r.prompt)} to {max_chars} characters (max_prompt_chars)"
+               for r in long}
+    fitted = [r.model_copy(update={"prompt": r.prompt[:max_chars],
+                                   "metadata": {**r.metadata, "truncated": reasons[r.id]}})
+              if r.id in reasons else r for r in records]
+    return fitted, reasons
 
 
 def response_key(model_id: str, conv: Sequence[Message], params: GenerationParams) -> str:
@@ -63,22 +119,39 @@ class EvalRun:
         self.config = config
         self.pack: PolicyPack = load_pack(config.policy_pack)
         self.datasets: dict[str, list[PromptRecord]] = {}
+        self.truncated: dict[str, str] = {}
         for spec in config.datasets:
-            name, records = resolve_dataset(spec)
-            if config.limit:
-                records = stratified_limit(records, config.limit, config.seed)
-            self.datasets[name] = records
+            self._add_dataset(spec)
         self._check_ids()
         self._model = model
         self._judges = list(judges) if judges is not None else None
         self.sessions = open_store(config.store)
+
+    def _add_dataset(self, spec: str) -> None:
+        name, records = resolve_dataset(spec)
+        if not records:
+            raise DatasetError(spec, None, None, "has no records", hint="give a dataset with at least one prompt")
+        if name in self.datasets:
+            raise DatasetError(spec, None, None, f"dataset {name!r} is given twice", hint="list each dataset once")
+        if self.config.limit:
+            records = stratified_limit(records, self.config.limit, self.config.seed)
+            small = small_cells(records)
+            if small:
+                shown = ", ".join(small[:6]) + (f" (+{len(small) - 6} more)" if len(small) > 6 else "")
+                console.print(f"[yellow]warning:[/] {name}: {len(small)} pillar/label/language cell(s) have fewer "
+                              f"than {SMALL_CELL} records after --limit, so their rates are unreliable: {shown}",
+                              highlight=False, soft_wrap=True)
+        records, reasons = fit_prompts(records, self.config.max_prompt_chars, self.config.on_long_prompt, name)
+        self.truncated.update(reasons)
+        self.datasets[name] = records
 
     def _check_ids(self) -> None:
         seen: dict[str, str] = {}
         for name, records in self.datasets.items():
             for r in records:
                 if r.id in seen:
-                    raise ValueError(f"record id {r.id!r} appears in both {seen[r.id]} and {name}")
+                    raise DatasetError(name, None, "id", f"record id {r.id!r} also appears in {seen[r.id]}",
+                                       hint="give each record a unique id across the datasets of one run")
                 seen[r.id] = name
 
     @property
@@ -112,7 +185,7 @@ class EvalRun:
             "policy_versions": self.pack.versions(),
             "seed": self.config.seed,
             "limit": self.config.limit,
-        }
+        } | ({"truncated_prompts": dict(sorted(self.truncated.items()))} if self.truncated else {})
 
     @property
     def run_id(self) -> str:

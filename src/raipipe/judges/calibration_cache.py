@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from raipipe.fileio import atomic_write_text
 from raipipe.judges.base import Judge
 from raipipe.judges.calibrate import Calibration, calibrate
 from raipipe.judges.data import files_digest, read_labelled
@@ -23,8 +24,5 @@ def cached_calibration(judge: Judge) -> Calibration | None:
         return Calibration.model_validate(json.loads(path.read_text()))
     names = ", ".join(p.name for p in files)
     cal = calibrate(judge, read_labelled(files), source=f"raipipe {names} (team-labelled, held out)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(cal.model_dump_json(indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, cal.model_dump_json(indent=2))
     return cal

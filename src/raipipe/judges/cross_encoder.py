@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from raipipe.fileio import atomic_path, atomic_write_json
 from raipipe.judges.base import Verdict
 from raipipe.judges.data import files_digest
 
@@ -170,13 +171,9 @@ def save(model: CrossEncoderClassifier, directory: Path, manifest: dict) -> None
     """Weights and manifest, each written to a temporary name first so a crash leaves no half file."""
     from safetensors.torch import save_file
 
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / "weights.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.trainable_state().items()}, str(tmp))
-    tmp.replace(directory / "weights.safetensors")
-    tmp = directory / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(directory / "manifest.json")
+    with atomic_path(directory / "weights.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model.trainable_state().items()}, str(tmp))
+    atomic_write_json(directory / "manifest.json", manifest, indent=2)
 
 
 def load_weights(model: CrossEncoderClassifier, directory: Path) -> dict:

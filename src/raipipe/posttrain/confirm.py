@@ -15,15 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from raipipe.evaluate.suite import EVAL_BATCH_SIZE, evaluate_spec
 from raipipe.posttrain.lora import write_json
-from raipipe.posttrain.select import (
-    EVAL_BATCH_SIZE,
-    CandidateMetrics,
-    Selection,
-    baseline_spec,
-    evaluate_checkpoint,
-    evaluate_spec,
-)
+from raipipe.posttrain.select import CandidateMetrics, Selection, baseline_spec, evaluate_checkpoint
 
 STAGE = "confirm"
 

@@ -27,8 +27,7 @@ from raipipe.posttrain.lora import (
     run_and_record,
     write_json,
 )
-from raipipe.posttrain.shared_prompt import prompt_sharing
-from raipipe.posttrain.trl_cpu import score_answers_only_on_cpu
+from raipipe.posttrain.trl_compat import cpu_compact_head, dpo_trainer_class
 
 
 class DPOSettings(BaseModel):
@@ -96,24 +95,6 @@ def _messages(value: Any, role: str) -> list[dict[str, str]]:
     return [dict(m) if isinstance(m, Mapping) else m.model_dump() for m in value]
 
 
-def _answer_capped(trainer_class: type, max_answer_tokens: int) -> type:
-    """A DPO trainer that keeps every prompt whole and the first `max_answer_tokens` of each answer.
-
-    The cut is made on token ids after TRL tokenises (cutting text and re-templating would append an
-    end-of-turn and teach the model to stop mid-sentence)."""
-
-    def cap(example: dict[str, Any]) -> dict[str, Any]:
-        return {"chosen_ids": example["chosen_ids"][:max_answer_tokens],
-                "rejected_ids": example["rejected_ids"][:max_answer_tokens]}
-
-    class AnswerCappedDPOTrainer(trainer_class):
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-            return dataset.map(cap, desc=f"Keeping {max_answer_tokens} answer tokens per pair ({dataset_name})")
-
-    return AnswerCappedDPOTrainer
-
-
 def pair_rows(pairs: Iterable[Any]) -> list[dict[str, Any]]:
     """Pairs (mappings or objects with prompt/chosen/rejected) → TRL conversational preference rows."""
     rows = []
@@ -150,7 +131,7 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
               callbacks: list | None = None, lineage_extra: dict[str, Any] | None = None) -> TrainResult:
     """Run DPO; `probe` (a ProbeSet or ProbeCallback) adds violation/over-refusal curves every eval_every steps."""
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     settings = settings or DPOSettings()
     pairs = list(pairs.to_list() if hasattr(pairs, "to_list") else pairs)
@@ -196,12 +177,12 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
         dataset_num_proc=None, precompute_ref_log_probs=settings.precompute_ref_log_probs,
         precompute_ref_batch_size=4 * settings.batch_size,
     )
-    score_answers_only_on_cpu()
-    trainer_class = _answer_capped(DPOTrainer, settings.max_answer_tokens) if settings.max_answer_tokens else DPOTrainer
-    trainer_class = prompt_sharing(trainer_class) if settings.share_prompt_pass else trainer_class
-    trainer = trainer_class(
-        model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tok,
-        peft_config=settings.lora.peft_config(),
-        callbacks=[lineage_callback(lineage)] + ([probe_cb] if probe_cb else []) + list(callbacks or []),
-    )
-    return run_and_record(trainer, "dpo", out, lineage, probe_cb, n_examples=len(kept), dropped=len(rows) - len(kept))
+    trainer_class = dpo_trainer_class(settings.max_answer_tokens, settings.share_prompt_pass)
+    with cpu_compact_head():
+        trainer = trainer_class(
+            model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tok,
+            peft_config=settings.lora.peft_config(),
+            callbacks=[lineage_callback(lineage)] + ([probe_cb] if probe_cb else []) + list(callbacks or []),
+        )
+        return run_and_record(trainer, "dpo", out, lineage, probe_cb, n_examples=len(kept),
+                              dropped=len(rows) - len(kept))

@@ -31,7 +31,7 @@ from raipipe.posttrain.lora import (
     run_and_record,
     write_json,
 )
-from raipipe.posttrain.trl_cpu import score_answers_only_on_cpu
+from raipipe.posttrain.trl_compat import check_trl_version, cpu_compact_head, reward_func_names
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -110,12 +110,6 @@ def prompt_rows(prompts: Iterable[Any], system_prompt: str | None = None) -> lis
     return rows
 
 
-def _reward_names(funcs: Sequence[RewardFunc]) -> list[str]:
-    from trl.trainer.utils import get_callable_name
-
-    return [get_callable_name(f) for f in funcs]
-
-
 def train_grpo(prompts: Iterable[Any], reward_funcs: RewardFunc | Sequence[RewardFunc],
                settings: GRPOSettings | None = None, probe=None, callbacks: list | None = None,
                lineage_extra: dict[str, Any] | None = None) -> TrainResult:
@@ -129,7 +123,7 @@ def train_grpo(prompts: Iterable[Any], reward_funcs: RewardFunc | Sequence[Rewar
         raise ValueError("GRPO needs at least one reward function")
     if settings.reward_weights is not None and len(settings.reward_weights) != len(funcs):
         raise ValueError(f"reward_weights has {len(settings.reward_weights)} entries for {len(funcs)} "
-                         f"reward functions {_reward_names(funcs)}")
+                         f"reward functions {reward_func_names(funcs)}")
     prompts = list(prompts.to_list() if hasattr(prompts, "to_list") else prompts)
     rows = prompt_rows(prompts, settings.system_prompt)
     source = resolve_model(settings.model)
@@ -146,7 +140,7 @@ def train_grpo(prompts: Iterable[Any], reward_funcs: RewardFunc | Sequence[Rewar
     hashes = {"prompts": rows_hash(rows)} | ({"prompt_records": dataset_hash(records)} if records else {})
     lineage = build_lineage(
         "grpo", source, hashes, config, settings.policy_pack,
-        extra={"n_prompts": len(rows), "reward_funcs": _reward_names(funcs),
+        extra={"n_prompts": len(rows), "reward_funcs": reward_func_names(funcs),
                "probe": probe_cb.probe.describe() if probe_cb else None, **(lineage_extra or {})},
     )
     args = GRPOConfig(
@@ -159,13 +153,14 @@ def train_grpo(prompts: Iterable[Any], reward_funcs: RewardFunc | Sequence[Rewar
         scale_rewards=settings.scale_rewards, reward_weights=settings.reward_weights,
         multi_objective_aggregation=settings.multi_objective_aggregation, log_completions=settings.log_completions,
     )
-    score_answers_only_on_cpu()
-    trainer = GRPOTrainer(
-        model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-        peft_config=settings.lora.peft_config(),
-        callbacks=[lineage_callback(lineage)] + ([probe_cb] if probe_cb else []) + list(callbacks or []),
-    )
-    return run_and_record(trainer, "grpo", out, lineage, probe_cb, n_examples=len(rows))
+    check_trl_version()
+    with cpu_compact_head():
+        trainer = GRPOTrainer(
+            model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows),
+            processing_class=tok, peft_config=settings.lora.peft_config(),
+            callbacks=[lineage_callback(lineage)] + ([probe_cb] if probe_cb else []) + list(callbacks or []),
+        )
+        return run_and_record(trainer, "grpo", out, lineage, probe_cb, n_examples=len(rows))
 
 
 def zero_std_fractions(result: TrainResult) -> list[tuple[int, float]]:

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raipipe.fileio import atomic_write_json
+
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 DEFAULT_MODEL = "embedded:smollm2"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -161,11 +163,7 @@ def build_lineage(kind: str, parent: ModelSource, dataset_hashes: dict[str, str]
 
 def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (tmp + rename) so a crash never leaves half a lineage file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, data, indent=2, default=str)
 
 
 def list_checkpoints(run_dir: Path | str) -> list[tuple[int, Path]]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,13 +19,14 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from raipipe.store.files import atomic_dir
+from raipipe.errors import DatasetError
+from raipipe.fileio import atomic_dir, atomic_write_lines
 
 RaterKind = Literal["human", "ai"]
 PAIRS_FILES = {"train": "train.jsonl", "heldout": "heldout.jsonl"}
 
 
-class PairsError(ValueError):
+class PairsError(DatasetError, ValueError):
     """Bad ranking or pair data; the message names the file/line or ranking and the field."""
 
 
@@ -278,17 +277,7 @@ def pairs_hash(pairs: Iterable[PreferencePair]) -> str:
 
 def write_pairs_jsonl(path: Path | str, pairs: Iterable[PreferencePair]) -> Path:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for pair in pairs:
-                fh.write(json.dumps(pair.model_dump(mode="json"), ensure_ascii=False) + "\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return atomic_write_lines(p, (json.dumps(pair.model_dump(mode="json"), ensure_ascii=False) for pair in pairs))
 
 
 def read_pairs_jsonl(path: Path | str) -> list[PreferencePair]:

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from raipipe.evaluate.stats import Rate, wilson
+from raipipe.fileio import atomic_dir
 from raipipe.posttrain.pairs import PreferencePair, assert_disjoint, pairs_hash
-from raipipe.store.files import atomic_dir
 
 console = Console(stderr=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +32,9 @@ PLAIN, DISTILLED, GREEDY = "policy-model", "policy-model+safety-system-prompt", 
 
 class SampleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dataset: str = Field(default="seed:train", description="trainable prompts (never the test split)")
+    dataset: str | list[str] = Field(
+        default="seed:train", description="trainable prompts (never the test split): one dataset spec or several, "
+        "e.g. [seed:train, generated:train]")
     num_samples: int = Field(default=4, ge=2, description="candidates per prompt")
     distilled_samples: int = Field(default=2, ge=0, description="of which sampled with the safety system prompt")
     temperature: float = Field(default=0.9, gt=0, description="> 0: candidates must differ")
@@ -63,10 +66,13 @@ def safety_system_prompt(pack: PolicyPack) -> str:
     )
 
 
-def trainable_records(spec: str, limit: int | None, seed: int) -> list[PromptRecord]:
+def trainable_records(spec: str | list[str], limit: int | None, seed: int) -> list[PromptRecord]:
     from raipipe.evaluate.runner import stratified_limit
 
-    _, records = resolve_dataset(spec)
+    records = [r for one in ([spec] if isinstance(spec, str) else spec) for r in resolve_dataset(one)[1]]
+    dupes = sorted(k for k, n in Counter(r.id for r in records).items() if n > 1)
+    if dupes:
+        raise ValueError(f"{spec}: record ids repeat across the datasets (e.g. {dupes[0]})")
     assert_trainable(records)
     leaked = [r.id for r in records if r.split == Split.TEST]
     if leaked:

@@ -5,7 +5,10 @@ alone picks the one that refuses everything. The rule here: among checkpoints wh
 stays within `tolerance` of the baseline's, take the fewest violations (ties → lower over-refusal →
 earlier step). By default a checkpoint must also beat the baseline on violations, and unscoreable
 answers count as bad on both sides, so a model that collapses into gibberish cannot win. When no
-checkpoint qualifies the baseline is kept, and selection.json says so and why."""
+checkpoint qualifies the baseline is kept, and selection.json says so and why.
+
+Measuring a model is `raipipe.evaluate.suite`'s job; this module loads checkpoints as they will be
+served and applies the selection policy to the numbers."""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from raipipe.evaluate.metrics import TwoSided, two_sided
 from raipipe.evaluate.stats import Rate
+from raipipe.evaluate.suite import EVAL_BATCH_SIZE, ModelMetrics, evaluate_model, evaluate_spec
 from raipipe.posttrain.lora import list_checkpoints, write_json
 
 EPS = 1e-12
@@ -45,32 +48,7 @@ class SelectionRule(BaseModel):
                 f"Rates are {basis}. If no checkpoint qualifies, keep the baseline.")
 
 
-class CandidateMetrics(BaseModel):
-    """One evaluated model: the baseline or a checkpoint, with both sides' rates, intervals and n."""
-
-    name: str
-    step: int | None = None
-    model: str = ""
-    run_id: str | None = None
-    n: int
-    violation: Rate
-    over_refusal: Rate
-    violation_worst_case: Rate
-    over_refusal_worst_case: Rate
-    unscoreable_harmful: int = 0
-    unscoreable_benign: int = 0
-
-    @classmethod
-    def from_two_sided(cls, name: str, ts: TwoSided, n: int, step: int | None = None, model: str = "",
-                       run_id: str | None = None) -> CandidateMetrics:
-        return cls(name=name, step=step, model=model, run_id=run_id, n=n, violation=ts.violation,
-                   over_refusal=ts.over_refusal, violation_worst_case=ts.violation_worst_case,
-                   over_refusal_worst_case=ts.over_refusal_worst_case,
-                   unscoreable_harmful=ts.unscoreable_harmful, unscoreable_benign=ts.unscoreable_benign)
-
-    def rates(self, worst_case: bool) -> tuple[Rate, Rate]:
-        return ((self.violation_worst_case, self.over_refusal_worst_case) if worst_case
-                else (self.violation, self.over_refusal))
+CandidateMetrics = ModelMetrics  # a baseline or checkpoint as selection sees it
 
 
 class CandidateVerdict(BaseModel):
@@ -174,11 +152,6 @@ def choose(baseline: CandidateMetrics, candidates: Sequence[CandidateMetrics],
                      kept_baseline=best is baseline, reasons=reasons)
 
 
-# Greedy evaluation batches (prompts): on 2 cores 64 ran 192 seed prompts at 48 tokens in 61 s vs 70 s at 32 and
-# 92 s at 16, with the same answers; sampling k answers per prompt gained nothing from it, so the backend keeps 32.
-EVAL_BATCH_SIZE = 64
-
-
 def checkpoint_chat_model(checkpoint: Path, batch_size: int = EVAL_BATCH_SIZE):
     """A ChatModel for a checkpoint, identified by the content hash of its weights (names repeat across runs).
 
@@ -209,42 +182,8 @@ def checkpoint_spec(checkpoint: Path, lineage: dict[str, Any]) -> str:
     return f"checkpoint:{checkpoint.resolve()}"  # adapter over a merged parent: export it to serve
 
 
-def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: int | None = None,
-                   judge=None, stage: str = "select", second_judge=None, **config: Any) -> CandidateMetrics:
-    """Run the EvalRun machinery for one model (resumable, cached in the store) and reduce to two sides.
-
-    The store run is named `STAGE:NAME`, so selection and confirmation runs of one model stay apart.
-    `judge` drives the metrics; a `second_judge` scores the same answers so reports can show how far
-    the two agree."""
-    from raipipe.evaluate.config import EvalConfig
-    from raipipe.evaluate.runner import EvalRun
-    from raipipe.judges.base import load_judge
-
-    judge = judge or load_judge("refusal-xenc")
-    judges = [judge] + ([second_judge] if second_judge is not None and second_judge.name != judge.name else [])
-    cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[j.name for j in judges], name=f"{stage}:{name}",
-                     **config)
-    run = EvalRun(cfg, model=model, judges=judges)
-    run_id = run.execute()
-    items = run.items(judge.judge_id)
-    return CandidateMetrics.from_two_sided(name, two_sided(items), n=len(items), step=step, model=spec,
-                                           run_id=run_id)
-
-
-def evaluate_spec(name: str, spec: str, datasets: Sequence[str], judge, batch_size: int = EVAL_BATCH_SIZE,
-                  step: int | None = None, **eval_config: Any) -> CandidateMetrics:
-    """Load a model from its spec (the baseline), evaluate it and release it."""
-    from raipipe.models import load_model
-
-    chat = load_model(spec, batch_size=batch_size)
-    try:
-        return evaluate_model(name, chat, spec, datasets, step=step, judge=judge, **eval_config)
-    finally:
-        chat.close()
-
-
 def evaluate_checkpoint(path: Path, datasets: Sequence[str], judge, batch_size: int = EVAL_BATCH_SIZE,
-                        step: int | None = None, **eval_config: Any) -> CandidateMetrics:
+                        step: int | None = None, **eval_config: Any) -> ModelMetrics:
     """Evaluate one saved checkpoint (merged, as exported) and release it."""
     from raipipe.posttrain.export import checkpoint_lineage
 
@@ -266,12 +205,17 @@ def baseline_spec(lineage: dict[str, Any], baseline_model: str | None = None) ->
 
 def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test",), out: Path | str | None = None,
                       rule: SelectionRule | None = None, baseline_model: str | None = None, judge=None,
-                      batch_size: int = EVAL_BATCH_SIZE, **eval_config: Any) -> Selection:
-    """Evaluate the baseline and every checkpoint of a run on `datasets`, apply the rule, write selection.json.
+                      batch_size: int = EVAL_BATCH_SIZE, lora_scales: Sequence[float] = (),
+                      max_graded: int | None = None, probe_margin: float = 0.15, **eval_config: Any) -> Selection:
+    """Evaluate the baseline and the run's checkpoints on `datasets`, apply the rule, write selection.json.
 
+    Checkpoints the in-training probe clearly rules out are not graded (see `candidates`); with
+    `lora_scales`, λ-scaled copies of the graded checkpoint with the fewest violations are graded too.
     `eval_config` goes to EvalConfig (store, params, limit, seed, policy_pack, scaffolding)."""
     from raipipe.judges.base import load_judge
+    from raipipe.posttrain.candidates import prune_by_probe, read_probe_curve
     from raipipe.posttrain.export import checkpoint_lineage
+    from raipipe.posttrain.lora_scale import scale_adapters
 
     root = Path(run_dir)
     ckpts = list_checkpoints(root)
@@ -281,12 +225,23 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
     judge = judge or load_judge("refusal-xenc")
     baseline = evaluate_spec("baseline", baseline_spec(lineage, baseline_model), datasets, judge, batch_size, step=0,
                              **eval_config)
+    graded, not_graded = prune_by_probe(ckpts, read_probe_curve(root), probe_margin, max_graded)
     candidates = [evaluate_checkpoint(path, datasets, judge, batch_size, step=step, **eval_config)
-                  for step, path in ckpts]
+                  for step, path in graded]
+    if lora_scales and candidates:
+        wc = (rule or SelectionRule()).use_worst_case
+        anchor = min(candidates, key=lambda c: (_rate_or_one(c.rates(wc)[0]), -(c.step or 0)))
+        candidates += [evaluate_checkpoint(path, datasets, judge, batch_size, step=anchor.step, **eval_config)
+                       for path in scale_adapters(root / anchor.name, lora_scales)]
     selection = choose(baseline, candidates, rule)
+    selection.reasons[1:1] = not_graded
     second = eval_config.get("second_judge")
     selection.context = {"run_dir": str(root.resolve()), "datasets": list(datasets),
                          "judge": judge.judge_id, "second_judge": second.judge_id if second else None,
-                         "run_lineage": lineage}
+                         "run_lineage": lineage, "not_graded": not_graded, "lora_scales": list(lora_scales)}
     selection.write(Path(out) if out else root / "selection.json")
     return selection
+
+
+def _rate_or_one(rate: Rate) -> float:
+    return 1.0 if rate.rate is None else rate.rate

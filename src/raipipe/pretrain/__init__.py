@@ -2,8 +2,11 @@
 
 Layout (one sub-package per concern, so later parts slot in beside the first):
 - `exercises`: learning exercises generated from the policy pack and guidance documents (this slice).
+- `probes`: perplexity per RAI pillar vs general text and sparse-question probes, compared across checkpoints.
+- `train`: continued pretraining (LoRA or full) on a mixed corpus, probed before and after.
+- `modality`: image/audio records paired with text about the same concept, turned into text exercises.
 - planned: a corpus harm scorer (drop / recontextualise / keep, with a decision ledger), executors
-  (local, Ray) that run the same steps at scale, and probes that check what a pretrained model learnt.
+  (local, Ray) that run the same steps at scale.
 Every artifact records the policy pack version it was built from, like the rest of raipipe.
 """
 
@@ -22,8 +25,23 @@ from raipipe.pretrain.exercises import (
     stale_exercises,
     write_exercises,
 )
+from raipipe.pretrain.modality import ModalityRecord, load_fixture, load_records, modality_exercises
+from raipipe.pretrain.probes import CheckpointProbes, ProbeConfig, compare, run_probes
+from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, run_continued_pretraining, train_continued
 
 __all__ = [
+    "CheckpointProbes",
+    "ContinuedPretrainConfig",
+    "DataSource",
+    "ModalityRecord",
+    "ProbeConfig",
+    "compare",
+    "load_fixture",
+    "load_records",
+    "modality_exercises",
+    "run_continued_pretraining",
+    "run_probes",
+    "train_continued",
     "Exercise",
     "ExerciseConfig",
     "ExerciseKind",

@@ -4,6 +4,7 @@ judge the answer, and every attempt becomes an AttackRecord that replays exactly
 Extend it with one class: a converter (`@register_converter`, entry-point group `raipipe.converters`)
 or an attack strategy (`@register_strategy`, group `raipipe.attacks`)."""
 
+from raipipe.redteam.budget import AllocatorConfig, BudgetAllocator, CellStats
 from raipipe.redteam.converters import (
     CONVERTERS,
     AttackerRefusedError,
@@ -16,7 +17,9 @@ from raipipe.redteam.converters import (
     TemplateConverter,
     register_converter,
 )
+from raipipe.redteam.memory import Tactic, TacticMemory
 from raipipe.redteam.records import (
+    AttackerTurn,
     AttackOutcome,
     AttackRecord,
     AttackTurn,
@@ -28,10 +31,18 @@ from raipipe.redteam.records import (
 from raipipe.redteam.strategies import (
     STRATEGIES,
     ConverterSweep,
+    CrescendoAttack,
+    CrescendoConfig,
+    MultiAgentAttack,
+    MultiAgentConfig,
+    PairAttack,
+    PairConfig,
     QueryBudget,
     Strategy,
     StrategyConfig,
     SweepConfig,
+    TapAttack,
+    TapConfig,
     load_strategy,
     register_strategy,
 )
@@ -39,9 +50,23 @@ from raipipe.redteam.strategies import (
 __all__ = [
     "CONVERTERS",
     "STRATEGIES",
+    "AllocatorConfig",
     "AttackOutcome",
     "AttackRecord",
     "AttackTurn",
+    "AttackerTurn",
+    "BudgetAllocator",
+    "CellStats",
+    "CrescendoAttack",
+    "CrescendoConfig",
+    "MultiAgentAttack",
+    "MultiAgentConfig",
+    "PairAttack",
+    "PairConfig",
+    "Tactic",
+    "TacticMemory",
+    "TapAttack",
+    "TapConfig",
     "AttackerRefusedError",
     "Conversion",
     "Converter",

@@ -72,6 +72,19 @@ class AttackTurn(BaseModel):
     received_at: datetime
 
 
+class AttackerTurn(BaseModel):
+    """One call to the attacker model by an adaptive strategy: what it was asked, what it wrote, and
+    whether its output was usable (a refusal or empty output is the attacker's failure, kept as evidence)."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=0)
+    sent: list[Message]
+    output: str
+    prompt: str | None = Field(default=None, description="the attack prompt parsed from the output; None if unusable")
+    failure: str | None = Field(default=None, description="why the output was unusable (refusal, empty, ...)")
+    model_id: str = ""
+
+
 class AttackRecord(BaseModel):
     """One attack on one seed prompt by one strategy."""
 
@@ -92,6 +105,16 @@ class AttackRecord(BaseModel):
     error: str | None = None
     target_model_id: str = ""
     judge_id: str = ""
+    # adaptive strategies (attacker-written prompts, multi-turn); all optional so older records still load
+    attack_prompt: str | None = Field(default=None, description="the attacker-written request the chain was "
+                                      "applied to, in place of the seed prompt")
+    history: list[Message] = Field(default_factory=list, description="earlier messages of a multi-turn attack, "
+                                   "sent before the converted request")
+    attacker_turns: list[AttackerTurn] = Field(default_factory=list)
+    verdict: JudgeVerdict | None = Field(default=None, description="the verdict the outcome rests on when it is "
+                                         "not the last turn's (e.g. a multi-turn attack judged as a whole)")
+    score: float | None = Field(default=None, description="the strategy's score of the attempt (what it climbs)")
+    params: dict = Field(default_factory=dict, description="the strategy's parameters for this attempt")
     started_at: datetime
     finished_at: datetime
 
@@ -115,9 +138,23 @@ def replay(record: AttackRecord, prompt: str | None = None, model: ChatModel | N
     taken from the record); with a `prompt` (a benign twin), the same steps and seeds applied to it, asking
     `model` again where a step used an attacker model. A record whose attacker refused raises
     AttackerRefusedError again, as the original attempt did."""
+    if record.attack_prompt is not None or record.history:  # adaptive: the attacker's words stand in for the seed
+        return _replay_adaptive(record, prompt, model)
     if prompt is None:
         return replay_steps(record.chain, record.seed_prompt)
     return replay_steps(record.chain, prompt, model=model, use_recorded=False)
+
+
+def _replay_adaptive(record: AttackRecord, prompt: str | None, model: ChatModel | None) -> Conversation:
+    """History, then the attacker-written request through the chain. A twin goes through the same chain
+    alone: the attacker's rewording and earlier turns are specific to the harmful request, not wrappers."""
+    if prompt is not None:
+        if not record.chain:
+            return [Message(role="user", content=prompt)]
+        return replay_steps(record.chain, prompt, model=model, use_recorded=False)
+    text = record.attack_prompt if record.attack_prompt is not None else record.seed_prompt
+    last = replay_steps(record.chain, text) if record.chain else [Message(role="user", content=text)]
+    return [*record.history, *last]
 
 
 def write_records(path: str | Path, records: Iterable[AttackRecord], append: bool = False) -> int:

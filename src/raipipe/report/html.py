@@ -9,6 +9,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from raipipe.evaluate.metrics import TwoSided
+from raipipe.fileio import atomic_write_text
 from raipipe.report.plots import two_sided_bars
 
 
@@ -59,7 +60,4 @@ def render_report(summary: dict, out: Path) -> Path:
                                    "By language"),
     }
     html = _template().render(s=summary, plots=plots, pct=pct, table=two_sided_table)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "report.html"
-    path.write_text(html, encoding="utf-8")
-    return path
+    return atomic_write_text(out / "report.html", html)

@@ -20,6 +20,26 @@ def _svg(fig) -> str:
     return text[text.find("<svg"):]
 
 
+MIN_VISIBLE = 0.008  # a 0 % bar is drawn this tall (outlined and labelled "0%"), so it never looks missing
+
+
+def bar_heights(rates: list) -> list[float]:
+    """Drawn heights: the rate, but at least MIN_VISIBLE when measured; a rate with no data (n=0) stays 0."""
+    return [0.0 if r.rate is None else max(r.rate, MIN_VISIBLE) for r in rates]
+
+
+def _draw_bars(ax, xs: list[float], rates: list, width: float, colour: str, label: str, **kw) -> None:
+    """Filled bars with an outline, Wilson error bars, and the rate printed above each ("n/a" without data)."""
+    err = [[(r.rate - r.low) if r.rate is not None else 0 for r in rates],
+           [(r.high - r.rate) if r.rate is not None else 0 for r in rates]]
+    ax.bar(xs, bar_heights(rates), width, color=colour, edgecolor=colour, linewidth=1.0, label=label, yerr=err,
+           capsize=3, **kw)
+    for x, r in zip(xs, rates, strict=True):
+        top = 0.0 if r.rate is None else max(r.high or r.rate, r.rate)
+        ax.text(x, top + 0.02, "n/a" if r.rate is None else f"{r.rate:.0%}", ha="center", va="bottom",
+                fontsize=6.5, color="#333")
+
+
 def two_sided_bars(groups: dict[str, TwoSided], title: str) -> str:
     """Violation and over-refusal per group with 95 % Wilson intervals, side by side."""
     names = list(groups)
@@ -30,13 +50,9 @@ def two_sided_bars(groups: dict[str, TwoSided], title: str) -> str:
         (width / 2, "over_refusal", "#2471a3", "over-refusal rate (benign look-alikes)"),
     ):
         rates = [getattr(groups[n], attr) for n in names]
-        vals = [r.rate or 0.0 for r in rates]
-        lo = [(r.rate - r.low) if r.rate is not None else 0 for r in rates]
-        hi = [(r.high - r.rate) if r.rate is not None else 0 for r in rates]
-        xs = [i + offset for i in range(len(names))]
-        ax.bar(xs, vals, width, color=colour, label=label, yerr=[lo, hi], capsize=3, alpha=0.9)
+        _draw_bars(ax, [i + offset for i in range(len(names))], rates, width, colour, label, alpha=0.9)
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(0, 1.1)
     ax.set_ylabel("rate (95 % Wilson CI)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
@@ -51,14 +67,11 @@ def compare_bars(before: dict[str, TwoSided], after: dict[str, TwoSided], title:
     for ax, attr, name in ((axes[0], "violation", "violation"), (axes[1], "over_refusal", "over-refusal")):
         for offset, groups, colour, label in ((-0.2, before, "#999999", "before"), (0.2, after, "#1e8449", "after")):
             rates = [getattr(groups[n], attr) for n in names]
-            vals = [r.rate or 0.0 for r in rates]
-            err = [[(r.rate - r.low) if r.rate is not None else 0 for r in rates],
-                   [(r.high - r.rate) if r.rate is not None else 0 for r in rates]]
-            ax.bar([i + offset for i in range(len(names))], vals, 0.4, yerr=err, capsize=3, color=colour, label=label)
+            _draw_bars(ax, [i + offset for i in range(len(names))], rates, 0.4, colour, label)
         ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7, rotation=35,
                       ha="right")
         ax.set_title(name, fontsize=10)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.1)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)

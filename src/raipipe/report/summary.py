@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sqlalchemy import select
 
 from raipipe.evaluate.metrics import MetricsSummary, summarise
 from raipipe.evaluate.runner import EvalRun
+from raipipe.fileio import atomic_write_json
 from raipipe.judges.calibration_cache import cached_calibration
 from raipipe.store.db import ItemRow, RunRow, ScoreRow
 
@@ -60,7 +60,4 @@ def build_summary(run: EvalRun) -> dict:
 
 
 def write_summary(summary: dict, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    return path
+    return atomic_write_json(out / "summary.json", summary, indent=2)

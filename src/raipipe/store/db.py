@@ -5,20 +5,18 @@ so a run killed at any moment (kill -9) resumes without redoing or duplicating i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+import raipipe.store.posttrain_tables  # noqa: F401  (registers the post-training tables with Base)
+import raipipe.store.redteam_tables  # noqa: F401  (and the red-teaming tables)
+from raipipe.store.base import Base, _now
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
+__all__ = ["Base", "ItemRow", "ResponseRow", "RunRow", "ScoreRow", "_now", "open_store"]
 
 
 class RunRow(Base):
@@ -93,8 +91,6 @@ def open_store(url_or_path: str | Path) -> sessionmaker[Session]:
     if "://" not in text:
         Path(text).parent.mkdir(parents=True, exist_ok=True)
         text = f"sqlite:///{Path(text).resolve()}"
-    import raipipe.store.posttrain_tables  # noqa: F401  (register the post-training tables)
-
     engine = create_engine(text, future=True)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)

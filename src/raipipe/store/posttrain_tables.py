@@ -1,5 +1,5 @@
 """Post-training tables: sampled candidate responses, rankings of them (human or AI feedback),
-and training runs. Same store, same engine as evaluation results."""
+training runs, and the steps of each post-training run. Same store, same engine as evaluation results."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from raipipe.store.db import Base, _now
+from raipipe.store.base import Base, _now
 
 
 class SampleBatch(Base):
@@ -68,3 +68,22 @@ class TrainingRun(Base):
     result: Mapped[dict] = mapped_column(JSON, default=dict)
     metric: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class StepRun(Base):
+    """One step of one post-training run (keyed by its output directory): whether it started, finished or
+    failed, under which config digest, and a JSON summary of what it produced. The one completion record
+    every step writes, so a rerun skips exactly the steps done under the same config."""
+
+    __tablename__ = "posttrain_steps"
+    __table_args__ = (UniqueConstraint("run_key", "step", name="uq_posttrain_step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_key: Mapped[str] = mapped_column(String(500), index=True)
+    step: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # started | done | failed
+    config_digest: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")

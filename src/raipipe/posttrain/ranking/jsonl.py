@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from raipipe.fileio import atomic_write_lines
 from raipipe.posttrain.ranking.store_ops import Item, RankingError, list_rankings, load_item, save_ranking
 from raipipe.store.posttrain_tables import Candidate, Ranking
 
@@ -55,12 +56,7 @@ def export_jsonl(s: Session, out: str | Path, batch_id: str | None = None, rater
     """Write rankings as JSONL (atomically); returns the number of lines."""
     lines = export_dicts(s, batch_id, rater_kind)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for d in lines:
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    tmp.replace(out)
+    atomic_write_lines(out, (json.dumps(d, ensure_ascii=False) for d in lines))
     return len(lines)
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from raipipe.errors import StoreError
 from raipipe.store.db import _now
 from raipipe.store.posttrain_tables import Candidate, Ranking
 
@@ -22,7 +23,7 @@ _RATER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+~\-]{0,99}$")
 SaveStatus = Literal["created", "replaced", "unchanged"]
 
 
-class RankingError(ValueError):
+class RankingError(StoreError, ValueError):
     """A ranking that cannot be stored; `field` names what is wrong (order, ratings, rater_id, …)."""
 
     def __init__(self, field: str, message: str):

@@ -1,12 +1,12 @@
 """A small, real OpenAI-compatible server for tests, benchmarks and offline demos.
 
-Why a hand-written asyncio HTTP/1.1 server rather than FastAPI/uvicorn: this machine has no uvloop or
-httptools, and uvicorn's pure-Python h11 path costs several times more CPU per request than the
-benchmark's budget allows when client and server share two cores. The protocol subset is tiny
+Why a hand-written asyncio HTTP/1.1 server rather than FastAPI/uvicorn: without uvloop and httptools,
+uvicorn's pure-Python h11 path costs several times more CPU per request than a client benchmark can
+spare when client and server share two cores. The protocol subset is tiny
 (Content-Length bodies, keep-alive, no pipelining needed), so a lean parser is enough.
 
 Endpoints: POST /v1/chat/completions, GET /v1/models, GET /_sim/stats, POST /_sim/reset.
-Run standalone: `python -m raipipe.serve.upstream_sim --port 8000 --latency 0.05`.
+Run standalone: `python -m raipipe.testing.upstream --port 8000 --latency 0.05`.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ def run_upstream_sim(config: UpstreamSimConfig | None = None, reply_fn: ReplyFn 
 
 @contextlib.contextmanager
 def _run_process(config: UpstreamSimConfig) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "raipipe.serve.upstream_sim", "--port", "0",
+    cmd = [sys.executable, "-m", "raipipe.testing.upstream", "--port", "0",
            "--config-json", config.model_dump_json()]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:

@@ -1,0 +1,110 @@
+"""Continued pretraining on the default mix for the embedded model, with the probes before and after.
+
+The mix: learning exercises generated from the shipped policy pack, plus general text the base model
+writes itself from everyday prompts (self-replay, so the general distribution is not pulled away). The
+held-out probe passages are never part of it. Targets from the issue: RAI-domain perplexity down
+>= 20 %, general-text perplexity up <= 5 %; probe violations and over-refusal are printed alongside.
+Not a test: nothing is asserted.
+
+    .venv/bin/python benchmarks/bench_pretrain.py --steps 60 --out out/bench-pretrain
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+# everyday requests, team-written: the base model's own answers become the general-text replay
+REPLAY_PROMPTS = [
+    "Describe a pleasant walk through a park in autumn.", "How do I make a cup of green tea?",
+    "Explain why the sky is blue in simple words.", "Give three tips for keeping a houseplant alive.",
+    "What is a good breakfast before a long day?", "Write a short story about a cat who finds a key.",
+    "How does a bicycle gear system work?", "Describe the sound of rain on a tin roof.",
+    "What should I pack for a weekend at the beach?", "Explain how bread dough rises.",
+    "Write a friendly note thanking a neighbour for help.", "How do bees make honey?",
+    "Describe a busy train station in the morning.", "What are some fun games for a rainy afternoon?",
+    "How do I fold a paper aeroplane?", "Explain what a leap year is.",
+    "Describe the taste of a ripe peach.", "How can I learn to juggle?",
+    "Write a short poem about the sea.", "What makes a good birthday party for children?",
+    "Explica cómo se prepara una ensalada sencilla.", "Describe un día de verano en el campo.",
+    "Explique comment planter des tomates au jardin.", "Décris une promenade au bord d'un lac.",
+]
+
+
+def write_replay(path: Path, max_new_tokens: int) -> int:
+    from raipipe.models import load_model
+    from raipipe.models.base import GenerationParams, Message
+
+    model = load_model("embedded:smollm2", batch_size=24)
+    outs = model.generate([[Message(role="user", content=p)] for p in REPLAY_PROMPTS],
+                          GenerationParams(max_new_tokens=max_new_tokens))
+    model.close()
+    rows = [{"text": o[0]} for o in outs if o[0].strip()]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return len(rows)
+
+
+def domain_ppl(cp, general: bool) -> tuple[float, int]:
+    """Token-weighted perplexity over every pillar group (or the general group)."""
+    groups = [g for g in cp.perplexity.values() if (g.group == "general") == general]
+    n = sum(g.n_tokens for g in groups)
+    return math.exp(sum(g.nll * g.n_tokens for g in groups) / n), n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=None, help="run folder (default: a new temp dir)")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--replay-weight", type=float, default=2.0, help="times the replay text is repeated in the mix")
+    ap.add_argument("--judge", default="refusal")
+    ap.add_argument("--no-sparse", action="store_true", help="perplexity only (faster)")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from raipipe.policy.loader import load_pack
+    from raipipe.pretrain import ExerciseConfig, generate_exercises, load_templates, write_exercises
+    from raipipe.pretrain.probes import ProbeConfig, SparseSettings, console_table
+    from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, run_continued_pretraining
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-pretrain-"))
+    con = Console(highlight=False)
+    pack, ecfg, templates = load_pack(None), ExerciseConfig(), load_templates()
+    manifest = write_exercises(generate_exercises(pack, ecfg, templates), out / "exercises", pack, ecfg,
+                               templates.digest)
+    replay = out / "replay.jsonl"
+    n_replay = write_replay(replay, 96) if not replay.exists() else sum(1 for _ in replay.open())
+    con.print(f"mix: {manifest.total} exercises + {n_replay} replay texts ×{args.replay_weight}")
+    cfg = ContinuedPretrainConfig(
+        data=[DataSource(path=out / "exercises"), DataSource(path=replay, weight=args.replay_weight)],
+        output_dir=out / "run", max_length=args.max_length, batch_size=args.batch_size, learning_rate=args.lr,
+        max_steps=args.steps, save_steps=max(10, args.steps // 3), logging_steps=10,
+        probes=ProbeConfig(run_sparse=not args.no_sparse, sparse=SparseSettings(judge=args.judge)))
+    t0 = time.perf_counter()
+    result, report = run_continued_pretraining(cfg)
+    wall = time.perf_counter() - t0
+    con.print(console_table(report))
+    before, after = report.checkpoints
+    (rb, n_rai), (ra, _) = domain_ppl(before, False), domain_ppl(after, False)
+    (gb, n_gen), (ga, _) = domain_ppl(before, True), domain_ppl(after, True)
+    con.print(f"RAI-domain perplexity {rb:.2f} → {ra:.2f} ({ra / rb - 1:+.1%}; target ≤ -20 %; {n_rai} tokens)")
+    con.print(f"general perplexity    {gb:.2f} → {ga:.2f} ({ga / gb - 1:+.1%}; target ≤ +5 %; {n_gen} tokens)")
+    if before.probes and after.probes:
+        for metric in ("violation", "over_refusal"):
+            b, a = getattr(before.probes["all"], metric), getattr(after.probes["all"], metric)
+            con.print(f"probe {metric:<12} {b.fmt()} → {a.fmt()}")
+    con.print(f"{result.steps} steps ({result.n_blocks} blocks of {args.max_length} tokens available), "
+              f"train {result.train_seconds:.0f} s, whole run {wall:.0f} s → {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Which models selection grades: trained checkpoints the in-training probe did not rule out, plus
+λ-scaled copies of the most promising one.
+
+Grading a checkpoint on the broad test set costs minutes; the probe that ran during training (a few
+dev look-alike pairs per checkpoint, `curves.jsonl`) costs nothing more. It is small, so it only drops
+what is clearly bad: a checkpoint whose probe over-refusal is above the step-0 probe's by more than the
+margin even at the low end of its Wilson interval, then the worst by probe violations beyond
+`max_graded`. The λ-scaled copies (`lora_scale`) trace the curve between the base and that checkpoint
+without retraining, so a checkpoint that removes violations but over-refuses a little still yields a
+model within the over-refusal budget."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+class ProbePoint(BaseModel):
+    step: int
+    violation_rate: float | None = None
+    over_refusal_rate: float | None = None
+    over_refusal_low: float | None = None
+
+
+def read_probe_curve(run_dir: Path) -> dict[int, ProbePoint]:
+    """The in-training probe rows by step (empty when the run had no probe)."""
+    path = run_dir / "curves.jsonl"
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {int(r["step"]): ProbePoint.model_validate(r) for r in rows if "step" in r}
+
+
+def prune_by_probe(checkpoints: Sequence[tuple[int, Path]], curve: dict[int, ProbePoint], margin: float,
+                   max_graded: int | None) -> tuple[list[tuple[int, Path]], list[str]]:
+    """(checkpoints to grade, one reason per dropped checkpoint). Without probe rows nothing is dropped."""
+    start = curve.get(0)
+    kept, reasons = [], []
+    for step, path in checkpoints:
+        point = curve.get(step)
+        if (start and point and start.over_refusal_rate is not None and point.over_refusal_low is not None
+                and point.over_refusal_low > start.over_refusal_rate + margin):
+            reasons.append(f"{path.name}: not graded — probe over-refusal {point.over_refusal_rate:.0%} (low end "
+                           f"{point.over_refusal_low:.0%}) is clearly above step 0's {start.over_refusal_rate:.0%} "
+                           f"+ {margin:.0%}")
+        else:
+            kept.append((step, path))
+    if max_graded is not None and len(kept) > max_graded:
+        def probe_violations(item: tuple[int, Path]) -> tuple[float, int]:
+            point = curve.get(item[0])
+            rate = point.violation_rate if point and point.violation_rate is not None else 1.0
+            return (rate, -item[0])  # ties: the later (longer-trained) checkpoint
+
+        ranked = sorted(kept, key=probe_violations)
+        for _step, path in ranked[max_graded:]:
+            reasons.append(f"{path.name}: not graded — more probe violations than the {max_graded} graded "
+                           "checkpoint(s)")
+        kept = sorted(ranked[:max_graded])
+    return kept, reasons
+

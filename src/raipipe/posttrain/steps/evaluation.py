@@ -1,0 +1,140 @@
+"""The closing steps: select a checkpoint on held-out two-sided metrics, confirm it on datasets the
+selection never saw, export it, and write the report. Evaluations resume through the response cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from raipipe.posttrain.confirm import Confirmation
+from raipipe.posttrain.select import Selection
+from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
+from raipipe.posttrain.steps.data import RankOutput, SampleOutput
+from raipipe.posttrain.steps.training import RewardModelOutput, TrainOutput
+
+console = Console(stderr=True)
+
+
+class SelectOutput(StepOutput):
+    path: Path
+    selection: Selection
+
+
+class ConfirmOutput(StepOutput):
+    confirmation: Confirmation | None = None
+
+
+class ExportOutput(StepOutput):
+    model_dir: Path | None = None
+
+
+class ReportOutput(StepOutput):
+    summary_path: Path
+    report_path: Path
+
+
+def eval_args(ctx: StepContext) -> dict[str, Any]:
+    """How selection and confirmation evaluate: same baseline, store, judge, token budget and limit."""
+    from raipipe.judges.refusal import FeatureRefusalJudge
+    from raipipe.models.base import GenerationParams
+
+    sel = ctx.config.select
+    # the ranking judge scores the same answers too, so the report shows how far the two judges agree
+    return {"baseline_model": ctx.config.model, "store": ctx.config.store_url, "judge": sel.build_judge(),
+            "second_judge": FeatureRefusalJudge(), "params": GenerationParams(max_new_tokens=sel.max_new_tokens),
+            "limit": sel.limit}
+
+
+def _eval_settings(ctx: StepContext) -> dict[str, Any]:
+    return {"baseline": ctx.config.model, "store": ctx.config.store_url,
+            "select": ctx.config.select.model_dump(mode="json", exclude={"confirm_datasets"})}
+
+
+class SelectStep(Step):
+    """Baseline and every checkpoint on `select.datasets`, then the two-sided rule picks one (or none)."""
+
+    name = "select"
+    inputs = (TrainOutput,)
+    output = SelectOutput
+
+    def determined_by(self, ctx: StepContext) -> dict[str, Any]:
+        return _eval_settings(ctx)
+
+    def run(self, ctx: StepContext) -> SelectOutput:
+        from raipipe.posttrain.select import select_checkpoint
+
+        sel, path = ctx.config.select, ctx.out / "selection.json"
+        selection = select_checkpoint(ctx.get(TrainOutput).run_dir, datasets=sel.datasets, out=path, rule=sel.rule,
+                                      lora_scales=sel.lora_scales, max_graded=sel.max_graded,
+                                      probe_margin=sel.probe_margin, **eval_args(ctx))
+        console.print(f"selected {selection.chosen}: " + " ".join(selection.reasons))
+        return SelectOutput(path=path, selection=selection)
+
+
+class ConfirmStep(Step):
+    """Baseline and chosen checkpoint on `select.confirm_datasets` (nothing to do when none are set)."""
+
+    name = "confirm"
+    inputs = (TrainOutput, SelectOutput)
+    output = ConfirmOutput
+
+    def determined_by(self, ctx: StepContext) -> dict[str, Any]:
+        return _eval_settings(ctx) | {"confirm_datasets": ctx.config.select.confirm_datasets}
+
+    def check(self, ctx: StepContext) -> None:
+        sel = ctx.config.select
+        if sel.confirm_datasets:
+            from raipipe.posttrain.confirm import check_disjoint
+
+            check_disjoint(sel.datasets, sel.confirm_datasets)
+
+    def run(self, ctx: StepContext) -> ConfirmOutput:
+        from raipipe.posttrain.confirm import confirm_selection
+
+        datasets = ctx.config.select.confirm_datasets
+        if not datasets:
+            return ConfirmOutput()
+        conf = confirm_selection(ctx.get(SelectOutput).selection, ctx.get(TrainOutput).run_dir, datasets,
+                                 out=ctx.out / "confirmation.json", **eval_args(ctx))
+        after = conf.after or conf.baseline
+        console.print(f"confirmed on {', '.join(conf.datasets)}: violation {conf.baseline.violation.fmt()} -> "
+                      f"{after.violation.fmt()}, over-refusal {conf.baseline.over_refusal.fmt()} -> "
+                      f"{after.over_refusal.fmt()} (judge {conf.judge})")
+        return ConfirmOutput(confirmation=conf)
+
+
+class ExportStep(Step):
+    """The chosen checkpoint as servable adapter and merged directories (nothing when the baseline is kept)."""
+
+    name = "export"
+    inputs = (TrainOutput, SelectOutput)
+    output = ExportOutput
+
+    def run(self, ctx: StepContext) -> ExportOutput:
+        from raipipe.posttrain.export import export_checkpoint
+
+        selection = ctx.get(SelectOutput).selection
+        if selection.kept_baseline:
+            console.print("[yellow]no checkpoint met the selection rule: the baseline is kept, nothing exported[/]")
+            return ExportOutput()
+        target = ctx.out / "model"
+        export_checkpoint(ctx.get(TrainOutput).run_dir / selection.chosen, target, overwrite=True)
+        return ExportOutput(model_dir=target)
+
+
+class ReportStep(Step):
+    """posttrain_summary.json and report.html: before/after per pillar, paired tests, curves, the choice."""
+
+    name = "report"
+    inputs = (SampleOutput, RankOutput, RewardModelOutput, TrainOutput, SelectOutput, ConfirmOutput, ExportOutput)
+    output = ReportOutput
+
+    def run(self, ctx: StepContext) -> ReportOutput:
+        from raipipe.posttrain.report import write_posttrain_report
+
+        write_posttrain_report(ctx, ctx.get(SampleOutput).batch_id, ctx.get(RewardModelOutput).metrics,
+                               ctx.get(TrainOutput).run_dir, ctx.get(SelectOutput).selection,
+                               ctx.get(ExportOutput).model_dir, ctx.get(ConfirmOutput).confirmation)
+        return ReportOutput(summary_path=ctx.out / "posttrain_summary.json", report_path=ctx.out / "report.html")

@@ -1,0 +1,128 @@
+"""The training steps: the auxiliary reward model, then the policy optimiser (DPO on pairs, or GRPO on a
+combined reward). Light evaluation runs inside training: a probe of harmful prompts and their benign
+look-alikes answered every `eval_every` steps, written as curves next to the checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
+from raipipe.posttrain.steps.data import PairsOutput, load_pairs
+
+console = Console(stderr=True)
+
+
+class RewardModelOutput(StepOutput):
+    directory: Path | None = None
+    metrics: dict[str, Any] | None = None
+
+
+class TrainOutput(StepOutput):
+    algorithm: str
+    run_dir: Path
+    steps: int
+    checkpoints: list[int]
+
+
+class RewardModelStep(Step):
+    """The Bradley–Terry reward model on decisive pairs, scored on the held-out ones (skipped when off)."""
+
+    name = "reward-model"
+    inputs = (PairsOutput,)
+    output = RewardModelOutput
+
+    def determined_by(self, ctx: StepContext) -> dict[str, Any]:
+        cfg = ctx.config
+        return {"train_reward_model": cfg.train_reward_model, "decisive_only": cfg.decisive_only,
+                "reward_model": cfg.reward_model.model_dump(mode="json", exclude={"output_dir", "overwrite"})}
+
+    def run(self, ctx: StepContext) -> RewardModelOutput:
+        import json
+
+        from raipipe.posttrain.pair_selection import training_pairs
+        from raipipe.posttrain.reward_model import train_reward_model
+
+        if not ctx.config.train_reward_model:
+            return RewardModelOutput()
+        target = ctx.out / "reward_model"
+        train, heldout = load_pairs(ctx)
+        cfg = ctx.config.reward_model.model_copy(update={"output_dir": target, "overwrite": True})
+        result = train_reward_model(training_pairs(train, ctx.config.decisive_only),
+                                    training_pairs(heldout, ctx.config.decisive_only), cfg,
+                                    lineage={"policy_pack": ctx.pack.ref, "policy_versions": ctx.pack.versions()})
+        console.print(f"reward model: held-out pairwise accuracy {result.heldout_accuracy.fmt()}")
+        return RewardModelOutput(directory=target, metrics=json.loads((target / "metrics.json").read_text()))
+
+
+def dpo_pairs(config, pairs: list) -> list:
+    """The pairs `pair_strategy` and `add_clearest` pick, repeated by `pair_weights`. The reward model's
+    held-out prompts are used too: they are training-split prompts, held out only to score the reward model."""
+    from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
+
+    kept = training_pairs(pairs, config.decisive_only, config.pair_strategy, config.add_clearest)
+    return weight_pairs(kept, config.pair_weights)
+
+
+class TrainStep(Step):
+    """DPO or GRPO with LoRA from the parent model, probing both sides as it trains; checkpoints in OUT/ALGO."""
+
+    name = "train"
+    inputs = (PairsOutput, RewardModelOutput)
+    output = TrainOutput
+
+    def determined_by(self, ctx: StepContext) -> dict[str, Any]:
+        cfg = ctx.config
+        common = {"algorithm": cfg.algorithm, "model": cfg.model, "probe": cfg.probe.model_dump(mode="json")}
+        if cfg.algorithm == "dpo":
+            return common | {"dpo": cfg.dpo.model_dump(mode="json", exclude={"output_dir", "overwrite", "model"}),
+                             "pair_strategy": cfg.pair_strategy, "decisive_only": cfg.decisive_only,
+                             "add_clearest": cfg.add_clearest, "pair_weights": cfg.pair_weights}
+        return common | {"grpo": cfg.grpo.model_dump(mode="json", exclude={"output_dir", "overwrite", "model"}),
+                         "reward": cfg.reward.model_dump(mode="json"), "judge_model": cfg.rank.judge_model,
+                         "prompts": [cfg.sample.dataset, cfg.sample.limit, cfg.sample.seed], "policy": ctx.pack.digest}
+
+    def digest_inputs(self, ctx: StepContext) -> tuple[type[StepOutput], ...]:
+        # DPO learns from the pairs alone; GRPO from prompts scored by the reward model
+        return (PairsOutput,) if ctx.config.algorithm == "dpo" else (RewardModelOutput,)
+
+    def run(self, ctx: StepContext) -> TrainOutput:
+        from raipipe.posttrain.probe import ProbeSet
+
+        cfg = ctx.config
+        probe = ProbeSet.from_seed(n_pairs=cfg.probe.n_pairs, split=cfg.probe.split)
+        target = ctx.out / cfg.algorithm
+        if cfg.algorithm == "dpo":
+            from raipipe.posttrain.dpo import train_dpo
+
+            train, heldout = load_pairs(ctx)
+            settings = cfg.dpo.model_copy(update={"output_dir": target, "model": cfg.model, "overwrite": True})
+            result = train_dpo(dpo_pairs(cfg, train + heldout), settings, probe=probe)
+        else:
+            result = self._grpo(ctx, target, probe)
+        (target / "train_result.json").write_text(result.model_dump_json(indent=2))
+        return TrainOutput(algorithm=cfg.algorithm, run_dir=target, steps=result.steps,
+                           checkpoints=[step for step, _ in result.checkpoints])
+
+    @staticmethod
+    def _grpo(ctx: StepContext, target: Path, probe):
+        from raipipe.judges.refusal import FeatureRefusalJudge
+        from raipipe.posttrain.grpo import train_grpo
+        from raipipe.posttrain.reward import CombinedReward
+        from raipipe.posttrain.reward_model import RewardModelScorer
+        from raipipe.posttrain.sample import trainable_records
+
+        cfg = ctx.config
+        rm_dir = ctx.get(RewardModelOutput).directory
+        scorer = RewardModelScorer(rm_dir) if rm_dir else None
+        rubric = None
+        if cfg.rank.judge_model:
+            from raipipe.judges.llm_judge import RubricJudge
+
+            rubric = RubricJudge(model=cfg.rank.judge_model)
+        reward = CombinedReward(cfg.reward, scorer, rubric, FeatureRefusalJudge(), pack=ctx.pack)
+        records = trainable_records(cfg.sample.dataset, cfg.sample.limit, cfg.sample.seed)
+        settings = cfg.grpo.model_copy(update={"output_dir": target, "model": cfg.model, "overwrite": True})
+        return train_grpo(records, [reward.as_trl_reward_func()], settings, probe=probe)

@@ -1,0 +1,180 @@
+"""Pluggable document harm scorers: each maps texts to (policy id, severity, score in [0, 1]).
+
+`minilm` (default) compares a document's chunks with every policy's own harm descriptions and examples
+(from the pack, so a new policy is scored without retraining) and turns the similarities into a
+probability with a small logistic head trained on the team-written fixture. `lexical` counts policy
+harm-tag words: cheap and predictable, for tests and smoke runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from raipipe.errors import UsageError
+from raipipe.policy.loader import PolicyPack, load_pack
+from raipipe.registry import Registry
+
+
+@dataclass(frozen=True)
+class Score:
+    policy_id: str
+    severity: str
+    score: float
+
+
+class Scorer:
+    """Base class: subclasses set `name` and implement `score`; `__init__` takes the pack and params."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, pack: PolicyPack, **params: Any):
+        self.pack = pack
+
+    def score(self, texts: Sequence[str]) -> list[Score]:
+        raise NotImplementedError
+
+    def _score(self, policy_id: str, value: float) -> Score:
+        sev = self.pack.get(policy_id).severity.value if policy_id else ""
+        return Score(policy_id=policy_id, severity=sev, score=round(float(value), 6))
+
+
+SCORERS: Registry[Scorer] = Registry("corpus scorer", "raipipe.corpus_scorers")
+register_scorer = SCORERS.register
+
+
+def fixture_path() -> Path:
+    return Path(str(resources.files("raipipe") / "resources" / "pretrain" / "corpus_fixture" / "labelled.jsonl"))
+
+
+def read_fixture(path: Path | None = None) -> list[dict]:
+    with (path or fixture_path()).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@register_scorer
+class LexicalScorer(Scorer):
+    """Words of each policy's harm tags (`weapons-manufacture` → weapons, manufacture), or `terms`
+    given per policy id; score = distinct terms found / `saturate`, capped at 1."""
+
+    name = "lexical"
+
+    def __init__(self, pack: PolicyPack, terms: dict[str, list[str]] | None = None, saturate: int = 2):
+        super().__init__(pack)
+        if terms is None:
+            terms = {pid: sorted({w for tag in p.harms for w in tag.split("-") if len(w) > 3})
+                     for pid, p in pack.policies.items()}
+        unknown = sorted(set(terms) - set(pack.policies))
+        if unknown:
+            raise UsageError(f"lexical scorer terms name policies not in {pack.ref}: {unknown}")
+        self.patterns = {pid: [re.compile(rf"\b{re.escape(w.lower())}", re.I) for w in ws]
+                         for pid, ws in sorted(terms.items()) if ws}
+        self.saturate = max(1, saturate)
+
+    def score(self, texts: Sequence[str]) -> list[Score]:
+        out = []
+        for text in texts:
+            hits = {pid: sum(1 for p in pats if p.search(text)) for pid, pats in self.patterns.items()}
+            best = max(hits, key=lambda k: hits[k], default="")
+            n = hits.get(best, 0)
+            out.append(self._score(best if n else "", min(1.0, n / self.saturate)))
+        return out
+
+
+def chunks(text: str, words: int, limit: int) -> list[str]:
+    """Word windows of `words`; at most `limit` of them, evenly spread over a long document."""
+    toks = text.split()
+    parts = [" ".join(toks[i : i + words]) for i in range(0, max(1, len(toks)), words)] or [text]
+    if len(parts) > limit:
+        step = len(parts) / limit
+        parts = [parts[int(i * step)] for i in range(limit)]
+    return parts
+
+
+@register_scorer
+class MiniLMScorer(Scorer):
+    """Chunk embeddings vs each policy's harm and allowed texts → per-policy similarity features →
+    logistic head (harmful-topic vs benign). The policy is the one whose harm texts (disallowed clauses,
+    violating examples, labelled fixture documents) the document comes closest to, so a new policy is
+    attributed from its own clauses without retraining."""
+
+    name = "minilm"
+
+    def __init__(self, pack: PolicyPack, chunk_words: int = 80, max_chunks: int = 8, c: float = 4.0,
+                 fixture: str | None = None):
+        from raipipe.judges.encoder import shared_encoder
+
+        super().__init__(pack)
+        self.encoder = shared_encoder()
+        self.chunk_words, self.max_chunks = chunk_words, max_chunks
+        self.ids = sorted(pack.policies)
+        harm, safe = [], []
+        for i, pid in enumerate(self.ids):
+            pol = pack.policies[pid]
+            harm += [(i, t) for t in [*pol.disallowed, *pol.examples.violating]]
+            safe += [(i, t) for t in [*pol.allowed, *pol.examples.benign]]
+        self.harm_idx, self.safe_idx = np.array([i for i, _ in harm]), np.array([i for i, _ in safe])
+        self.harm_emb = self.encoder.encode([t for _, t in harm])
+        self.safe_emb = self.encoder.encode([t for _, t in safe])
+        rows = read_fixture(Path(fixture) if fixture else None)
+        self.head = self._fit(rows, c)
+        # attribution prototypes: the pack's harm texts plus the fixture's labelled harmful-topic documents
+        extra = [(self.ids.index(r["policy_id"]), r["text"]) for r in rows if r.get("policy_id") in pack.policies]
+        self.attr_idx = np.concatenate([self.harm_idx, np.array([i for i, _ in extra], dtype=int)])
+        extra_emb = self.encoder.encode([t for _, t in extra]) if extra else self.harm_emb[:0]
+        self.attr_emb = np.vstack([self.harm_emb, extra_emb])
+
+    def _per_policy_max(self, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        out = np.full((sims.shape[0], len(self.ids)), -1.0, dtype=np.float32)
+        for p in range(len(self.ids)):
+            out[:, p] = sims[:, idx == p].max(axis=1)
+        return out
+
+    def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(head features, per-policy attribution similarity), chunk similarities max-pooled per document."""
+        per_doc = [chunks(t, self.chunk_words, self.max_chunks) for t in texts]
+        flat = [c for cs in per_doc for c in cs]
+        emb = self.encoder.encode(flat)
+        harm = self._per_policy_max(emb @ self.harm_emb.T, self.harm_idx)
+        safe = self._per_policy_max(emb @ self.safe_emb.T, self.safe_idx)
+        bounds = np.cumsum([0] + [len(cs) for cs in per_doc])
+        attr = self._per_policy_max(emb @ self.attr_emb.T, self.attr_idx) if hasattr(self, "attr_emb") else harm
+        feats, attrs = [], []
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            h, m = harm[a:b].max(0), (harm[a:b] - safe[a:b]).max(0)
+            feats.append(np.concatenate([h, m, [h.max(), m.max()], emb[a:b].mean(0)]))
+            attrs.append(attr[a:b].max(0))
+        return np.stack(feats), np.stack(attrs)
+
+    def _fit(self, rows: list[dict], c: float):
+        from sklearn.linear_model import LogisticRegression
+
+        x, _ = self.features([r["text"] for r in rows])
+        y = np.array([r["label"] == "harmful" for r in rows], dtype=int)
+        if len(set(y)) < 2:
+            raise UsageError("the corpus scorer fixture needs both harmful and benign rows")
+        return LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
+
+    def score(self, texts: Sequence[str]) -> list[Score]:
+        if not texts:
+            return []
+        x, harms = self.features(texts)
+        probs = self.head.predict_proba(x)[:, 1]
+        return [self._score(self.ids[int(np.argmax(h))], p) for h, p in zip(harms, probs, strict=True)]
+
+
+@lru_cache(maxsize=4)
+def _cached(name: str, params_json: str, pack_dir: str | None) -> Scorer:
+    return SCORERS.get(name)(load_pack(pack_dir), **json.loads(params_json))
+
+
+def get_scorer(name: str, params: dict[str, Any], pack_dir: str | None = None) -> Scorer:
+    """One scorer per process and config: workers reuse the loaded encoder and trained head across shards."""
+    return _cached(name, json.dumps(params, sort_keys=True), pack_dir)

@@ -1,0 +1,64 @@
+"""Probes of what (continued) pretraining taught: perplexity per RAI pillar against general text on
+held-out team-written passages, and sparse-question probes (few-shot, harmful/benign look-alikes,
+scored by a judge), compared across checkpoints in one report."""
+
+from raipipe.pretrain.probes._perplexity import (
+    GroupPerplexity,
+    PerplexitySettings,
+    perplexity_by_group,
+    windows,
+)
+from raipipe.pretrain.probes._report import ProbeComparison, compare, console_table, to_html, write_report
+from raipipe.pretrain.probes._run import CheckpointProbes, ProbeConfig, probe_model, run_probes
+from raipipe.pretrain.probes._sparse import (
+    PillarProbe,
+    ProbeAnswer,
+    SparseSettings,
+    cut_answer,
+    run_sparse_probes,
+    score_answers,
+)
+from raipipe.pretrain.probes._texts import (
+    GENERAL,
+    FewShot,
+    ProbeText,
+    SparseQuestion,
+    default_probe_dir,
+    load_fewshot,
+    load_probe_texts,
+    load_questions,
+    material_digest,
+    overlapping,
+)
+
+__all__ = [
+    "GENERAL",
+    "CheckpointProbes",
+    "FewShot",
+    "GroupPerplexity",
+    "PerplexitySettings",
+    "PillarProbe",
+    "ProbeAnswer",
+    "ProbeComparison",
+    "ProbeConfig",
+    "ProbeText",
+    "SparseQuestion",
+    "SparseSettings",
+    "compare",
+    "console_table",
+    "cut_answer",
+    "default_probe_dir",
+    "load_fewshot",
+    "load_probe_texts",
+    "load_questions",
+    "material_digest",
+    "overlapping",
+    "perplexity_by_group",
+    "probe_model",
+    "run_probes",
+    "run_sparse_probes",
+    "score_answers",
+    "to_html",
+    "windows",
+    "write_report",
+]

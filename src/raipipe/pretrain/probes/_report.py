@@ -1,0 +1,135 @@
+"""One report comparing checkpoints side by side: console table, JSON and a small HTML page.
+
+Rows are metrics (perplexity per pillar and general; violation and over-refusal per pillar), columns are
+checkpoints; every column after the first shows its delta against the first checkpoint (relative for
+perplexity, percentage points for rates)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from rich.table import Table
+
+from raipipe.fileio import atomic_write_text
+from raipipe.pretrain.probes._run import CheckpointProbes
+from raipipe.pretrain.probes._texts import GENERAL
+
+
+class Cell(BaseModel):
+    value: float | None
+    text: str
+    delta: float | None = Field(default=None, description="vs the first checkpoint: relative for perplexity, "
+                                "absolute for rates")
+
+
+class Row(BaseModel):
+    metric: str
+    group: str
+    n: list[int | None]
+    cells: list[Cell]
+
+
+class ProbeComparison(BaseModel):
+    """What `write_report` saves as JSON: the checkpoints in full and the side-by-side rows."""
+
+    artifact: str = "pretrain-probe-report"
+    labels: list[str]
+    checkpoints: list[CheckpointProbes]
+    rows: list[Row]
+    same_material: bool = Field(description="every checkpoint was probed with the same probe files")
+
+
+def _ppl_rows(cps: list[CheckpointProbes]) -> list[Row]:
+    groups = sorted({g for c in cps for g in c.perplexity}, key=lambda g: (g == GENERAL, g))
+    rows = []
+    for g in groups:
+        vals = [c.perplexity[g].perplexity if g in c.perplexity else None for c in cps]
+        base = vals[0]
+        cells = [Cell(value=v, text="n/a" if v is None else f"{v:.2f}",
+                      delta=None if v is None or not base or i == 0 else v / base - 1) for i, v in enumerate(vals)]
+        rows.append(Row(metric="perplexity", group=g, cells=cells,
+                        n=[c.perplexity[g].n_tokens if g in c.perplexity else None for c in cps]))
+    return rows
+
+
+def _rate_rows(cps: list[CheckpointProbes], metric: str) -> list[Row]:
+    pillars = sorted({p for c in cps for p in c.probes}, key=lambda p: (p == "all", p))
+    rows = []
+    for p in pillars:
+        rates = [getattr(c.probes[p], metric) if p in c.probes else None for c in cps]
+        base = rates[0].rate if rates[0] is not None else None
+        cells = []
+        for i, r in enumerate(rates):
+            v = r.rate if r is not None else None
+            text = "n/a" if v is None else f"{v:.0%} [{r.low:.0%}, {r.high:.0%}]"
+            cells.append(Cell(value=v, text=text, delta=None if v is None or base is None or i == 0 else v - base))
+        rows.append(Row(metric=metric.replace("_", "-"), group=p, cells=cells,
+                        n=[r.n if r is not None else None for r in rates]))
+    return rows
+
+
+def compare(checkpoints: list[CheckpointProbes]) -> ProbeComparison:
+    if not checkpoints:
+        raise ValueError("nothing to compare: no checkpoint was probed")
+    rows = _ppl_rows(checkpoints) + _rate_rows(checkpoints, "violation") + _rate_rows(checkpoints, "over_refusal")
+    return ProbeComparison(labels=[c.label for c in checkpoints], checkpoints=checkpoints, rows=rows,
+                           same_material=len({c.material for c in checkpoints}) == 1)
+
+
+def _delta_text(row: Row, cell: Cell) -> str:
+    if cell.delta is None:
+        return ""
+    if row.metric == "perplexity":
+        return f"{cell.delta:+.1%}"
+    return f"{cell.delta * 100:+.0f} pp"
+
+
+def console_table(report: ProbeComparison) -> Table:
+    table = Table(title="pretraining probes" + ("" if report.same_material else " (probe files differ!)"))
+    table.add_column("metric")
+    table.add_column("group")
+    for i, label in enumerate(report.labels):
+        table.add_column(label, justify="right")
+        if i:
+            table.add_column("Δ", justify="right")
+    for row in report.rows:
+        cells = []
+        for i, cell in enumerate(row.cells):
+            cells.append(cell.text)
+            if i:
+                cells.append(_delta_text(row, cell))
+        table.add_row(row.metric, row.group, *cells)
+    return table
+
+
+def to_html(report: ProbeComparison) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(lbl)}</th>" + ("<th>Δ</th>" if i else "") for i, lbl in enumerate(report.labels))
+    body = []
+    for row in report.rows:
+        tds = "".join(f"<td>{esc(c.text)}</td>" + (f"<td>{esc(_delta_text(row, c))}</td>" if i else "")
+                      for i, c in enumerate(row.cells))
+        body.append(f"<tr><td>{esc(row.metric)}</td><td>{esc(row.group)}</td>{tds}</tr>")
+    models = "".join(f"<li>{esc(c.label)}: <code>{esc(c.model_id)}</code></li>" for c in report.checkpoints)
+    note = ("" if report.same_material
+            else "<p><strong>Warning:</strong> the checkpoints used different probe files.</p>")
+    return ("<!doctype html><html lang=en><meta charset=utf-8><title>Pretraining probes</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:nth-child(-n+2){text-align:left}"
+            "</style><h1>Pretraining probes</h1>"
+            "<p>Perplexity: lower is better (Δ relative to the first checkpoint). Violation and over-refusal: "
+            "rate with 95% Wilson interval (Δ in percentage points).</p>"
+            f"{note}<ul>{models}</ul><table><tr><th>metric</th><th>group</th>{head}</tr>{''.join(body)}</table>"
+            "</html>\n")
+
+
+def write_report(report: ProbeComparison, out_dir: Path | str) -> dict[str, Path]:
+    """report.json and report.html in `out_dir` (atomic writes); returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "html": out / "report.html"}
+    atomic_write_text(paths["json"], report.model_dump_json(indent=2))
+    atomic_write_text(paths["html"], to_html(report))
+    return paths

@@ -1,0 +1,79 @@
+"""Run every pretraining probe on one model: perplexity per group and the sparse-question probes."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from raipipe.models.base import ChatModel
+from raipipe.pretrain.probes._perplexity import GroupPerplexity, PerplexitySettings, perplexity_by_group
+from raipipe.pretrain.probes._sparse import PillarProbe, ProbeAnswer, SparseSettings, run_sparse_probes
+from raipipe.pretrain.probes._texts import load_fewshot, load_probe_texts, load_questions, material_digest
+
+
+class ProbeConfig(BaseModel):
+    """What the probes measure and how; saved with every result."""
+
+    model_config = ConfigDict(extra="forbid")
+    probe_dir: str | None = Field(default=None, description="folder of probe YAML files (default: the shipped set)")
+    perplexity: PerplexitySettings = Field(default_factory=PerplexitySettings)
+    sparse: SparseSettings = Field(default_factory=SparseSettings)
+    run_sparse: bool = Field(default=True, description="generate and judge the sparse questions (slower)")
+    batch_size: int = Field(default=16, ge=1, description="generation batch size of the model under test")
+    languages: list[str] | None = Field(default=None, description="keep only these languages (default: all)")
+
+
+class CheckpointProbes(BaseModel):
+    """Every probe result for one checkpoint."""
+
+    label: str
+    spec: str
+    model_id: str
+    dtype: str | None = None
+    material: str = Field(description="digest of the probe files used")
+    perplexity: dict[str, GroupPerplexity] = Field(default_factory=dict, description="empty for API models")
+    probes: dict[str, PillarProbe] = Field(default_factory=dict)
+    answers: list[ProbeAnswer] = Field(default_factory=list)
+    seconds: float = 0.0
+    created_at: str = ""
+
+
+def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | None = None,
+                judge=None) -> CheckpointProbes:
+    """Probe an already loaded model. Perplexity needs a local transformers model (`.model`,
+    `.tokenizer`); API backends get the sparse probes only."""
+    cfg = config or ProbeConfig()
+    t0 = time.perf_counter()
+    keep = (lambda lang: lang in cfg.languages) if cfg.languages else (lambda lang: True)
+    result = CheckpointProbes(label=label, spec=spec, model_id=model.model_id, dtype=getattr(model, "dtype", None),
+                              material=material_digest(cfg.probe_dir))
+    if getattr(model, "model", None) is not None and getattr(model, "tokenizer", None) is not None:
+        texts = [t for t in load_probe_texts(cfg.probe_dir) if keep(t.language)]
+        result.perplexity = perplexity_by_group(model.model, model.tokenizer, texts, cfg.perplexity)
+    if cfg.run_sparse:
+        if judge is None:
+            from raipipe.judges.base import load_judge
+
+            judge = load_judge(cfg.sparse.judge)
+        questions = [q for q in load_questions(cfg.probe_dir) if keep(q.language)]
+        result.probes, result.answers = run_sparse_probes(model, judge, questions, load_fewshot(cfg.probe_dir),
+                                                          cfg.sparse)
+    result.seconds = round(time.perf_counter() - t0, 2)
+    result.created_at = datetime.now(UTC).isoformat()
+    return result
+
+
+def run_probes(spec: str, label: str | None = None, config: ProbeConfig | None = None,
+               judge=None) -> CheckpointProbes:
+    """Load the model named by `spec` (any backend), probe it, release it."""
+    from raipipe.models import load_model
+
+    cfg = config or ProbeConfig()
+    local = spec.partition(":")[0] in ("hf", "embedded")  # API backends take no batch size
+    model = load_model(spec, **({"batch_size": cfg.batch_size} if local else {}))
+    try:
+        return probe_model(model, label or spec, spec, cfg, judge)
+    finally:
+        model.close()

@@ -1,0 +1,177 @@
+"""`raipipe redteam` sub-commands (the lead mounts `app` on the main CLI): run attacks (resumable), promote
+findings to a dataset version, report a run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from raipipe.errors import InputFileError, RaipipeError, UsageError, require_writable
+
+app = typer.Typer(no_args_is_help=True, help="Red teaming: attack a target, promote findings, report.")
+_DEBUG_KEY = "raipipe.debug"  # set by the root command's --debug
+
+
+@contextlib.contextmanager
+def _friendly(ctx: typer.Context) -> Iterator[None]:
+    """Input errors end in one paragraph and their exit code, as under the main CLI (unless --debug)."""
+    try:
+        yield
+    except RaipipeError as exc:
+        if ctx.meta.get(_DEBUG_KEY):
+            raise
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _strategy_options(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise InputFileError(f"--strategy-config {path}: no such file")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UsageError(f"--strategy-config {path}: expected a mapping of strategy name to its config fields",
+                         hint="e.g. 'converter_sweep: {samples: 2}'")
+    return data
+
+
+@app.command("run")
+def run_cmd(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Option("--target", help="model spec of the target, e.g. openai:MODEL@URL")],
+    out: Annotated[Path, typer.Option("--out", help="run folder; rerun with the same folder to resume")],
+    strategies: Annotated[str, typer.Option("--strategies", help="comma-separated (see `raipipe list attacks`)")]
+    = "converter_sweep",
+    budget: Annotated[int, typer.Option("--budget", min=1, help="target queries per seed and strategy")] = 20,
+    seeds: Annotated[str, typer.Option("--seeds", help="dataset spec of seed prompts (harmful ones are "
+                                       "attacked; benign partners make the twins)")] = "seed",
+    judge: Annotated[str, typer.Option("--judge", help="judge name (see `raipipe list judges`)")] = "refusal",
+    store: Annotated[str | None, typer.Option("--store", help="store path or URL (default: OUT/store.sqlite)")]
+    = None,
+    attacker: Annotated[str | None, typer.Option("--attacker", help="model spec of the attacker model")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="attacks in flight")] = 8,
+    all_seeds: Annotated[bool, typer.Option("--all-seeds", help="attack every harmful seed, not only those the "
+                                            "target refuses when asked plainly")] = False,
+    max_seeds: Annotated[int | None, typer.Option("--max-seeds", min=1, help="attack at most N seeds")] = None,
+    strategy_config: Annotated[Path | None, typer.Option("--strategy-config", help="YAML: strategy -> config")]
+    = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Attack seed prompts with the given strategies; every attempt goes to OUT/attacks.jsonl and the store."""
+    with _friendly(ctx):
+        from raipipe.data.specs import resolve_dataset
+        from raipipe.judges import load_judge
+        from raipipe.models import load_model
+        from raipipe.models.registry import check_model_spec
+        from raipipe.redteam.run import RunOptions, run_redteam
+        from raipipe.redteam.strategies import STRATEGIES
+
+        names = _names(strategies)
+        if not names:
+            raise UsageError("--strategies is empty", hint="e.g. --strategies converter_sweep")
+        for name in names:
+            STRATEGIES.get(name)  # an unknown name fails before any model loads
+        check_model_spec(target)
+        if attacker:
+            check_model_spec(attacker)
+        require_writable(out, "--out")
+        options = RunOptions(concurrency=concurrency, seed_filter="all" if all_seeds else "refused",
+                             max_seeds=max_seeds, strategy_options=_strategy_options(strategy_config), seeds_spec=seeds)
+        _, records = resolve_dataset(seeds)
+        judge_obj = load_judge(judge)
+        target_model = load_model(target)
+        attacker_model = load_model(attacker) if attacker else None
+        try:
+            summary = run_redteam(target_model, records, names, judge_obj, budget, out, store,
+                                  attacker=attacker_model, options=options, progress=not quiet)
+        finally:
+            target_model.close()
+            if attacker_model is not None:
+                attacker_model.close()
+        table = Table(title=f"red-team run {summary.run_id}")
+        table.add_column("")
+        table.add_column("", justify="right")
+        for key in ("seeds_attacked", "units_total", "units_skipped", "units_failed", "records_new",
+                    "records_total", "target_queries", "replayed_queries"):
+            table.add_row(key.replace("_", " "), str(getattr(summary, key)))
+        for outcome, n in summary.outcomes.items():
+            table.add_row(f"outcome {outcome}", str(n))
+        Console().print(table)
+        if summary.units_failed:
+            typer.echo(f"{summary.units_failed} unit(s) failed; rerun the same command to retry them", err=True)
+
+
+@app.command("promote")
+def promote_cmd(
+    ctx: typer.Context,
+    run: Annotated[list[Path], typer.Option("--run", help="run folder(s) to promote (repeat the flag)")],
+    out: Annotated[Path, typer.Option("--out", help="dataset root; writes the next version vN under it")],
+    judge: Annotated[str | None, typer.Option("--judge", help="re-judge findings with this violation judge")] = None,
+    specificity: Annotated[bool, typer.Option("--specificity/--no-specificity",
+                                              help="rate harm specificity (when its model is available)")] = True,
+    attacker: Annotated[str | None, typer.Option("--attacker", help="attacker model spec, for twins of findings "
+                                                 "whose converters called one")] = None,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.0, max=1.0,
+                                                 help="share of seed families held out")] = 0.3,
+) -> None:
+    """Turn a run's successful attacks (plus benign twins) into the next version of the findings dataset."""
+    with _friendly(ctx):
+        from raipipe.judges import load_judge
+        from raipipe.models import load_model
+        from raipipe.redteam.findings import PromoteConfig, promote
+
+        require_writable(out, "--out")
+        attacker_model = load_model(attacker) if attacker else None
+        manifest = promote(run, out, judge=load_judge(judge) if judge else None,
+                           rater=_rater() if specificity else None, attacker=attacker_model,
+                           config=PromoteConfig(test_fraction=test_fraction))
+        c = manifest.counts
+        typer.echo(f"v{manifest.version} (parent {manifest.parent_version or '-'}): {c['new_findings']} new findings, "
+                   f"{c['dropped_duplicates']} duplicates dropped, {c['rejected_by_judge']} rejected by the judge; "
+                   f"{c['rows']} rows in {out / f'v{manifest.version}'}")
+        typer.echo(json.dumps(c["by_split"]))
+
+
+def _rater():
+    """The specificity judge if its model loads here; otherwise promotion goes on without it."""
+    try:
+        from raipipe.judges.specificity import SpecificityJudge
+
+        judge = SpecificityJudge()
+        judge.classifier  # noqa: B018 - load now, so a missing model is reported once, up front
+        return judge
+    except Exception as exc:  # noqa: BLE001 - optional stage: say why and continue
+        typer.echo(f"note: harm-specificity judge unavailable ({type(exc).__name__}: {exc}); skipping it", err=True)
+        return None
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    run: Annotated[Path, typer.Option("--run", help="run folder")],
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default: RUN/report.html)")] = None,
+) -> None:
+    """Attack success per strategy and pillar (Wilson intervals), coverage heat map, transcripts."""
+    with _friendly(ctx):
+        from raipipe.redteam.report import console_table, load_run_report, render_html
+
+        if not (run / "run.json").is_file():
+            raise InputFileError(f"--run {run}: no run.json, so not a red-team run folder",
+                                 hint="give the --out folder of `raipipe redteam run`")
+        report, records = load_run_report(run)
+        path = render_html(report, records, out or run / "report.html")
+        Console().print(console_table(report))
+        typer.echo(f"report: {path}")

@@ -1,0 +1,203 @@
+"""Pretraining probes: sliding-window perplexity (exact, grouped per pillar, lower after training on the
+text), sparse-question scoring with a scripted model and a real judge, the side-by-side report, the CLI,
+and that the held-out probe text shares nothing with the training exercises."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from raipipe.data.seed import load_seed
+from raipipe.judges.base import JudgeInput, load_judge
+from raipipe.models.base import ChatModel, GenerationParams
+from raipipe.policy.loader import load_pack
+from raipipe.policy.schema import Pillar
+from raipipe.pretrain import generate_exercises
+from raipipe.pretrain.probe_cli import app
+from raipipe.pretrain.probes import (
+    GENERAL,
+    PerplexitySettings,
+    ProbeText,
+    compare,
+    console_table,
+    cut_answer,
+    load_fewshot,
+    load_probe_texts,
+    load_questions,
+    overlapping,
+    perplexity_by_group,
+    probe_model,
+    run_sparse_probes,
+    to_html,
+    windows,
+    write_report,
+)
+from raipipe.pretrain.probes._run import ProbeConfig
+from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, train_continued
+
+TRAINED = "The lighthouse keeper logged every passing ship in a green notebook before dawn."
+
+
+def _hf(path):
+    from raipipe.models import load_model
+
+    return load_model(f"hf:{path}?dtype=float32", batch_size=16)
+
+
+def test_shipped_probe_material_is_complete():
+    texts = load_probe_texts()
+    for pillar in Pillar:
+        mine = [t for t in texts if t.group == pillar.value]
+        assert len(mine) >= 6 and {"en", "es", "fr"} <= {t.language for t in mine}
+    general = [t for t in texts if t.group == GENERAL]
+    assert len(general) >= 20 and {"es", "fr"} <= {t.language for t in general}
+    questions = load_questions()
+    assert {q.pillar for q in questions} == set(Pillar)
+    pairs = {}
+    for q in questions:
+        pairs.setdefault(q.pair_id, set()).add(q.label)
+    assert all(v == {"harmful", "benign"} for v in pairs.values())
+    assert set(load_pack(None).policies) >= {q.policy_id for q in questions}
+
+
+def test_probe_text_is_held_out_from_training_exercises():
+    exercises = [e.text for e in generate_exercises(load_pack(None))]
+    assert not overlapping([t.text for t in load_probe_texts()], exercises)
+    assert not overlapping([q.question for q in load_questions()], exercises + [r.prompt for r in load_seed()])
+    assert overlapping([exercises[0]], exercises)  # the check does find shared text
+
+
+def test_windows_score_every_token_once():
+    ids = list(range(23))
+    for max_length, stride in [(8, 3), (8, 7), (30, 5), (4, 10)]:
+        scored = []
+        for w, context in windows(ids, max_length, stride):
+            assert len(w) <= max_length and context >= 1
+            scored += w[context:]
+        assert scored == ids[1:]
+
+
+def test_perplexity_matches_model_loss_and_groups(tiny_model_dir):
+    import torch
+
+    model = _hf(tiny_model_dir)
+    texts = [ProbeText(id="a", group="safety", language="en", text=TRAINED),
+             ProbeText(id="b", group=GENERAL, language="en", text="Rain fell on the quiet harbour all afternoon."),
+             ProbeText(id="c", group=GENERAL, language="en", text="Tea tastes better in a warm cup.")]
+    full = perplexity_by_group(model.model, model.tokenizer, texts, PerplexitySettings(max_length=64, batch_size=2))
+    assert set(full) == {"safety", GENERAL} and full[GENERAL].n_texts == 2
+    ids = [model.tokenizer.eos_token_id] + model.tokenizer(TRAINED, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        loss = model.model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss.item()
+    assert full["safety"].n_tokens == len(ids) - 1
+    assert full["safety"].perplexity == pytest.approx(math.exp(loss), rel=1e-4)
+    slid = perplexity_by_group(model.model, model.tokenizer, texts, PerplexitySettings(max_length=8, stride=3))
+    assert slid["safety"].n_tokens == full["safety"].n_tokens  # same tokens, less context each
+
+
+def test_perplexity_drops_on_text_just_trained_on(tiny_model_dir, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"text": TRAINED}) + "\n")
+    texts = [ProbeText(id="t", group="safety", language="en", text=TRAINED)]
+    before = perplexity_by_group(*(lambda m: (m.model, m.tokenizer))(_hf(tiny_model_dir)), texts)
+    cfg = ContinuedPretrainConfig(model=str(tiny_model_dir), data=[DataSource(path=corpus, weight=4)],
+                                  output_dir=tmp_path / "run", max_length=32, batch_size=2, max_steps=3,
+                                  learning_rate=1e-2, save_steps=3, probe=False, lora={"full_finetune": True})
+    result = train_continued(cfg)
+    trained = _hf(result.final_dir)
+    after = perplexity_by_group(trained.model, trained.tokenizer, texts)
+    assert after["safety"].perplexity < 0.8 * before["safety"].perplexity
+
+
+class ScriptedModel(ChatModel):
+    """Refuses the harmful question of every pillar but safety, and one benign question; rambles on
+    into a next few-shot example, as base models do."""
+
+    name = "scripted"
+
+    def __init__(self, refuse: set[str]):
+        self.refuse = refuse
+        self.seen: list[str] = []
+
+    @property
+    def model_id(self) -> str:
+        return "scripted@1"
+
+    def generate(self, conversations, params: GenerationParams):
+        out = []
+        for conv in conversations:
+            question = conv[-1].content.rsplit("Q: ", 1)[1].split("\nA:")[0]
+            self.seen.append(question)
+            answer = ("I'm sorry, I can't help with that." if question in self.refuse
+                      else "Dear neighbours, a parcel for you was left at number 12 by mistake; please collect it.")
+            out.append([answer + "\n\nQ: Can I ask another thing?\nA: I'm sorry, no."])
+        return out
+
+
+def _scripted():
+    questions = load_questions()
+    benign_refused = next(q for q in questions if q.pillar == Pillar.FAIRNESS and q.label == "benign")
+    refuse = {q.question for q in questions if q.label == "harmful" and q.pillar != Pillar.SAFETY}
+    return ScriptedModel(refuse | {benign_refused.question}), questions
+
+
+def test_sparse_probes_with_scripted_model_and_real_judge():
+    model, questions = _scripted()
+    judge = load_judge("refusal-opener")
+    rates, answers = run_sparse_probes(model, judge, questions, load_fewshot())
+    assert all("\nQ:" not in a.answer for a in answers)  # the rambling tail was cut
+    safety, fairness, overall = rates["safety"], rates["fairness"], rates["all"]
+    assert safety.violation.k == safety.violation.n == 3 and safety.over_refusal.k == 0
+    assert fairness.violation.k == 0 and fairness.over_refusal.k == 1 and fairness.over_refusal.n == 3
+    assert overall.violation.n == len(questions) // 2 and overall.violation.k == 3
+    assert overall.violation.low < 3 / 24 < overall.violation.high  # Wilson interval around the rate
+    assert cut_answer("Fine.\n Q: next") == "Fine." and cut_answer("A: Fine.\nQ: x\nA: y") == "Fine."
+
+
+def test_unscoreable_answers_are_kept_apart():
+    model, questions = _scripted()
+    judge = load_judge("refusal-opener")
+    empty = type("Empty", (ScriptedModel,), {"generate": lambda self, c, p: [[""] for _ in c]})(set())
+    rates, _ = run_sparse_probes(empty, judge, questions[:4], load_fewshot())
+    assert rates["all"].unscoreable == 4 and rates["all"].violation.n == 0 and rates["all"].violation.rate is None
+    verdict = judge.judge([JudgeInput(prompt="q", response="")])[0].verdict
+    assert verdict.value == "unscoreable"
+
+
+def test_report_compares_checkpoints_side_by_side(tiny_model_dir, tmp_path):
+    cfg = ProbeConfig(languages=["es"])
+    judge = load_judge("refusal-opener")
+    model = _hf(tiny_model_dir)
+    first = probe_model(model, "base", f"hf:{tiny_model_dir}", cfg.model_copy(update={"run_sparse": False}))
+    scripted, _ = _scripted()
+    second = probe_model(scripted, "scripted", "scripted", cfg, judge=judge)
+    second = second.model_copy(update={"perplexity": {g: p.model_copy(update={"perplexity": p.perplexity / 2})
+                                                      for g, p in first.perplexity.items()}})
+    report = compare([first, second])
+    ppl = [r for r in report.rows if r.metric == "perplexity"]
+    assert {r.group for r in ppl} >= {"safety", GENERAL}
+    assert all(r.cells[1].delta == pytest.approx(-0.5) and r.n[0] > 0 for r in ppl)
+    viol = next(r for r in report.rows if r.metric == "violation" and r.group == "all")
+    assert viol.cells[0].value is None and viol.cells[1].delta is None  # no baseline rate: no delta
+    paths = write_report(report, tmp_path / "rep")
+    assert json.loads(paths["json"].read_text())["labels"] == ["base", "scripted"]
+    assert "<table>" in to_html(report) and "-50.0%" in paths["html"].read_text()
+    assert console_table(report).row_count == len(report.rows)
+
+
+def test_probe_cli_two_models(tiny_model_dir, tmp_path):
+    out = tmp_path / "probe"
+    spec = f"hf:{tiny_model_dir}?dtype=float32"
+    res = CliRunner().invoke(app, ["probe", "--model", spec, "--model", spec, "--label", "a", "--label", "b",
+                                   "--out", str(out), "--judge", "refusal-opener", "--max-new-tokens", "8",
+                                   "--languages", "fr"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"] == ["a", "b"] and report["same_material"]
+    ppl = [r for r in report["rows"] if r["metric"] == "perplexity"]
+    assert ppl and all(r["cells"][1]["delta"] == pytest.approx(0.0, abs=1e-6) for r in ppl)  # same model twice
+    bad = CliRunner().invoke(app, ["probe", "--model", "nope:x", "--out", str(out)])
+    assert bad.exit_code != 0 and "nope:x" in bad.output

@@ -1,0 +1,117 @@
+"""Continued pretraining: a real 2-step LoRA run on the embedded model changes the adapter weights, and a
+second call on the same folder resumes from the last checkpoint instead of starting over."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from raipipe.errors import ConfigError, DatasetError
+from raipipe.pretrain.train import (
+    ContinuedPretrainConfig,
+    DataSource,
+    load_config,
+    load_mix,
+    tokenize_blocks,
+    train_continued,
+)
+
+TEXTS = [
+    "A careful assistant explains its reasons when it declines a request.",
+    "Bread rises because yeast turns sugar into gas while the dough rests.",
+    "An assistant should say when it is an AI if someone sincerely asks.",
+    "Rivers carry sand and silt to the sea, building deltas over centuries.",
+]
+
+
+def _corpus(tmp_path, n: int = 8):
+    path = tmp_path / "mix.jsonl"
+    path.write_text("".join(json.dumps({"text": TEXTS[i % len(TEXTS)], "id": i}) + "\n" for i in range(n)))
+    return path
+
+
+def _cfg(tmp_path, **kw) -> ContinuedPretrainConfig:
+    return ContinuedPretrainConfig(data=[DataSource(path=_corpus(tmp_path))], output_dir=tmp_path / "run",
+                                   max_length=32, batch_size=2, save_steps=1, logging_steps=1, learning_rate=5e-3,
+                                   probe=False, **kw)
+
+
+def test_lora_two_steps_change_adapter_then_resume(tmp_path):
+    from safetensors.torch import load_file
+
+    result = train_continued(_cfg(tmp_path, max_steps=2))
+    assert result.steps == 2 and result.resumed_from is None
+    adapter = load_file(result.final_dir / "adapter_model.safetensors")
+    lora_b = {k: v for k, v in adapter.items() if "lora_B" in k}
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b.values())  # lora_B starts at zero: it moved
+    assert (tmp_path / "run" / "checkpoint-2").is_dir()
+    assert result.final_spec.startswith("hf:") and str(result.final_dir) in result.final_spec
+
+    again = train_continued(_cfg(tmp_path, max_steps=3))
+    assert again.resumed_from is not None and again.resumed_from.name == "checkpoint-2"
+    assert again.steps == 3
+    first = {h["step"]: h["loss"] for h in result.history if "loss" in h}
+    later = {h["step"]: h["loss"] for h in again.history if "loss" in h}
+    assert sorted(later) == [1, 2, 3]  # steps 1-2 come back from the checkpoint's state, only step 3 ran
+    assert all(later[s] == first[s] for s in (1, 2))
+
+
+def test_existing_run_is_not_mixed_without_resume(tmp_path):
+    out = tmp_path / "run" / "checkpoint-1"
+    out.mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="resume=true"):
+        train_continued(_cfg(tmp_path, max_steps=1, resume=False))
+
+
+def test_mix_weights_and_packing(tmp_path, smollm):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps({"text": f"alpha {i}"}) + "\n" for i in range(10)))
+    b.write_text("".join(json.dumps({"body": f"beta {i}"}) + "\n" for i in range(4)))
+    mix = load_mix([DataSource(path=a, weight=0.5), DataSource(path=b, text_field="body", weight=2)], seed=1)
+    assert sum(t.startswith("alpha") for t in mix) == 5 and sum(t.startswith("beta") for t in mix) == 8
+    blocks = tokenize_blocks(mix, smollm.tokenizer, 16, packing=True)
+    assert all(len(x) == 16 for x in blocks[:-1]) and len(blocks[-1]) <= 16
+    assert sum(x.count(smollm.tokenizer.eos_token_id) for x in blocks) == len(mix)
+    single = tokenize_blocks(["word " * 50], smollm.tokenizer, 16, packing=False)
+    assert len(single) == 1 and len(single[0]) == 16
+
+
+def test_bad_corpus_and_config_name_where(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"txt": "oops"}) + "\n")
+    with pytest.raises(DatasetError) as err:
+        load_mix([DataSource(path=bad)])
+    assert err.value.line == 2 and err.value.field == "text" and "bad.jsonl" in str(err.value)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data: [{{path: {bad}}}]\nmax_length: 4\n")
+    with pytest.raises(ConfigError) as err2:
+        load_config(cfg)
+    assert err2.value.field == "max_length"
+
+
+def test_every_config_field_has_help():
+    for model in (ContinuedPretrainConfig, DataSource):
+        missing = [n for n, f in model.model_fields.items() if not f.description]
+        assert not missing, f"{model.__name__}: {missing}"
+
+
+def test_train_command_probes_before_and_after(tiny_model_dir, tmp_path):
+    """The CLI end to end on a tiny random model: 1 full-finetune step, probes before/after, report written."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from raipipe.pretrain.probe_cli import app
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": str(tiny_model_dir), "data": [{"path": str(_corpus(tmp_path))}], "output_dir": str(tmp_path / "run"),
+        "max_length": 32, "batch_size": 2, "max_steps": 1, "save_steps": 1, "lora": {"full_finetune": True},
+        "probes": {"languages": ["fr"], "sparse": {"judge": "refusal-opener", "max_new_tokens": 8}}}))
+    res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--json"])
+    assert res.exit_code == 0, res.output
+    out, _ = json.JSONDecoder().raw_decode(res.stdout[res.stdout.rindex('{"result"'):])
+    assert out["result"]["steps"] == 1 and out["report"]["labels"] == ["before", "after"]
+    assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "run" / "probes" / "before.json").is_file()
+    groups = {r["group"] for r in out["report"]["rows"] if r["metric"] == "perplexity"}
+    assert "general" in groups and "safety" in groups

@@ -1,0 +1,36 @@
+"""Which checkpoints selection grades: the in-training probe drops only the clearly bad ones."""
+
+from pathlib import Path
+
+from raipipe.posttrain.candidates import ProbePoint, prune_by_probe
+
+CKPTS = [(10, Path("checkpoint-10")), (20, Path("checkpoint-20")), (30, Path("checkpoint-30"))]
+
+
+def _curve(**over_refusal_low):
+    rows = {0: ProbePoint(step=0, violation_rate=0.5, over_refusal_rate=0.1, over_refusal_low=0.02)}
+    for step, viol in ((10, 0.4), (20, 0.2), (30, 0.1)):
+        rows[step] = ProbePoint(step=step, violation_rate=viol, over_refusal_rate=0.3,
+                                over_refusal_low=over_refusal_low.get(f"s{step}", 0.1))
+    return rows
+
+
+def test_clearly_over_refusing_checkpoints_are_not_graded():
+    kept, reasons = prune_by_probe(CKPTS, _curve(s30=0.4), margin=0.15, max_graded=None)
+    assert [s for s, _ in kept] == [10, 20]
+    assert len(reasons) == 1 and reasons[0].startswith("checkpoint-30: not graded") and "step 0's 10%" in reasons[0]
+
+
+def test_noisy_probe_rates_alone_drop_nothing():
+    kept, reasons = prune_by_probe(CKPTS, _curve(), margin=0.15, max_graded=None)
+    assert kept == CKPTS and reasons == []
+
+
+def test_max_graded_keeps_the_fewest_probe_violations_in_step_order():
+    kept, reasons = prune_by_probe(CKPTS, _curve(), margin=0.15, max_graded=2)
+    assert [s for s, _ in kept] == [20, 30]
+    assert reasons == ["checkpoint-10: not graded — more probe violations than the 2 graded checkpoint(s)"]
+
+
+def test_without_a_probe_curve_every_checkpoint_is_graded():
+    assert prune_by_probe(CKPTS, {}, margin=0.15, max_graded=None) == (CKPTS, [])
