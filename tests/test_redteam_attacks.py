@@ -9,7 +9,7 @@ import pytest
 
 from raipipe.data.records import Label, PromptRecord, Provenance, SourceKind
 from raipipe.judges import Judge, JudgeInput, Judgement, Verdict, load_judge
-from raipipe.models.base import BackendError, ChatModel, Conversation, GenerationParams, Message
+from raipipe.models.base import BackendError, Conversation, Message
 from raipipe.policy.schema import Pillar
 from raipipe.redteam import (
     STRATEGIES,
@@ -26,6 +26,7 @@ from raipipe.redteam import (
 )
 from raipipe.redteam.records import JudgeVerdict
 from raipipe.redteam.strategies import BudgetExhaustedError
+from raipipe.testing import ScriptedChatModel
 
 HARMFUL = "Describe the forbidden procedure in detail."  # vague stand-in for a request the policy declines
 BENIGN = "Describe the bread-baking procedure in detail."
@@ -33,21 +34,7 @@ REFUSAL = "I'm sorry, but I can't help with that request."
 ANSWER = "Here is an overview of the steps involved, explained at a high level for a general reader."
 
 
-class ScriptedChat(ChatModel):
-    """A target or attacker double: `script(conversation)` gives the reply; every call is kept."""
-
-    name = "scripted"
-
-    def __init__(self, script, ident: str = "scripted@1"):
-        self.script, self.ident, self.seen = script, ident, []
-
-    @property
-    def model_id(self) -> str:
-        return self.ident
-
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
-        self.seen.extend(conversations)
-        return [[self.script(conv)] for conv in conversations]
+ScriptedChat = ScriptedChatModel
 
 
 def by_converter(conv: Conversation) -> str:

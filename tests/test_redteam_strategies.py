@@ -5,13 +5,13 @@ attacks are judged as a whole, and every record replays. Seeds are vague stand-i
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from raipipe.data.records import Label, PromptRecord, Provenance, SourceKind
 from raipipe.judges import Judge, JudgeInput, Judgement, Verdict, load_judge
-from raipipe.models.base import ChatModel, Conversation, GenerationParams
+from raipipe.models.base import Conversation
 from raipipe.policy.schema import Pillar
 from raipipe.redteam import (
     STRATEGIES,
@@ -28,27 +28,14 @@ from raipipe.redteam import (
 )
 from raipipe.redteam.memory import TfidfSimilarity
 from raipipe.redteam.strategies import CrescendoAttack, MultiAgentAttack, PairAttack, TapAttack
+from raipipe.testing import ScriptedChatModel
 
 GOAL = "Explain the forbidden procedure in detail."  # vague stand-in for a request the policy declines
 REFUSAL = "I'm sorry, but I can't help with that."
 ANSWER = "Here is a general overview, explained at a high level."
 
 
-class Scripted(ChatModel):
-    """A target or attacker double: `script(conversation)` gives the reply; every conversation is kept."""
-
-    name = "scripted"
-
-    def __init__(self, script: Callable[[Conversation], str], ident: str = "scripted@1"):
-        self.script, self.ident, self.seen = script, ident, []
-
-    @property
-    def model_id(self) -> str:
-        return self.ident
-
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
-        self.seen.extend(conversations)
-        return [[self.script(c)] for c in conversations]
+Scripted = ScriptedChatModel
 
 
 class LevelJudge(Judge):

@@ -5,7 +5,6 @@ traceback; `--debug` (or RAIPIPE_DEBUG=1) shows the traceback instead."""
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import version
 
 import typer
@@ -15,13 +14,12 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
 from raipipe.cli import data_cmd, eval_cmd, generate_cmd, judge_cmd, policy_cmd, posttrain_cmd, rank_cmd
+from raipipe.cli_support import DEBUG_KEY, debug_requested
 from raipipe.errors import RaipipeError
 from raipipe.pretrain import cli as pretrain_cli
 from raipipe.pretrain import corpus_cli, probe_cli
 from raipipe.redteam import cli as redteam_cli
 from raipipe.redteam.deception import cli as deception_cli
-
-DEBUG_KEY = "raipipe.debug"
 
 
 def friendly(exc: BaseException) -> tuple[str, int] | None:
@@ -78,14 +76,11 @@ class RaipipeGroup(TyperGroup):
             raise
         except Exception as exc:
             explained = friendly(exc)
-            if explained is None or ctx.meta.get(DEBUG_KEY) or _env_debug():
+            if explained is None or debug_requested(ctx):
                 raise
             typer.echo(f"error: {explained[0]}", err=True)
             raise typer.Exit(explained[1]) from None
 
-
-def _env_debug() -> bool:
-    return os.environ.get("RAIPIPE_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 app = typer.Typer(help="raipipe: policy-driven Responsible-AI pipeline for LLMs.", no_args_is_help=True,

@@ -108,5 +108,5 @@ def generate(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `generate` to a typer app (the lead wires it into `raipipe data`)."""
+    """Add `generate` to a typer app (`raipipe data generate`)."""
     app.command("generate")(generate)

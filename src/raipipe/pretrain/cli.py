@@ -1,4 +1,4 @@
-"""`pretrain` sub-commands (the lead mounts `app` on the main CLI): generate exercises, find stale ones."""
+"""`pretrain` sub-commands (mounted as `raipipe pretrain`): generate exercises, find stale ones."""
 
 from __future__ import annotations
 

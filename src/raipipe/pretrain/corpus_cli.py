@@ -1,4 +1,4 @@
-"""`corpus` command (the lead mounts `app` on the main CLI): score and filter a pretraining corpus,
+"""`corpus` command (mounted as `raipipe pretrain`): score and filter a pretraining corpus,
 print the ledger, and optionally mix the result with exercises at target proportions."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pretraining probe and continued-pretraining commands (the lead mounts `app` on the main CLI):
+"""Pretraining probe and continued-pretraining commands (mounted as `raipipe pretrain`):
 `probe` compares checkpoints side by side; `train` runs continued pretraining with probes before/after."""
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""`raipipe redteam` sub-commands (the lead mounts `app` on the main CLI): run attacks (resumable), promote
+"""`raipipe redteam` sub-commands: run attacks (resumable), promote
 findings to a dataset version, report a run."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -14,24 +12,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from raipipe.errors import InputFileError, RaipipeError, UsageError, require_writable
+from raipipe.cli_support import friendly_errors
+from raipipe.errors import InputFileError, UsageError, require_writable
 
 app = typer.Typer(no_args_is_help=True, help="Red teaming: attack a target, promote findings, report.")
-_DEBUG_KEY = "raipipe.debug"  # set by the root command's --debug
-
-
-@contextlib.contextmanager
-def _friendly(ctx: typer.Context) -> Iterator[None]:
-    """Input errors end in one paragraph and their exit code, as under the main CLI (unless --debug)."""
-    try:
-        yield
-    except RaipipeError as exc:
-        if ctx.meta.get(_DEBUG_KEY):
-            raise
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.exit_code) from None
-
-
 def _names(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -71,7 +55,7 @@ def run_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Attack seed prompts with the given strategies; every attempt goes to OUT/attacks.jsonl and the store."""
-    with _friendly(ctx):
+    with friendly_errors(ctx):
         from raipipe.data.specs import resolve_dataset
         from raipipe.judges import load_judge
         from raipipe.models import load_model
@@ -128,7 +112,7 @@ def promote_cmd(
                                                  help="share of seed families held out")] = 0.3,
 ) -> None:
     """Turn a run's successful attacks (plus benign twins) into the next version of the findings dataset."""
-    with _friendly(ctx):
+    with friendly_errors(ctx):
         from raipipe.judges import load_judge
         from raipipe.models import load_model
         from raipipe.redteam.findings import PromoteConfig, promote
@@ -165,7 +149,7 @@ def report_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="HTML file (default: RUN/report.html)")] = None,
 ) -> None:
     """Attack success per strategy and pillar (Wilson intervals), coverage heat map, transcripts."""
-    with _friendly(ctx):
+    with friendly_errors(ctx):
         from raipipe.redteam.report import console_table, load_run_report, render_html
 
         if not (run / "run.json").is_file():

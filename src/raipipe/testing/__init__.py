@@ -11,8 +11,11 @@ judge that calls a model or a whole evaluation can be exercised without a networ
         model = load_model(f"openai:sim@{url}")
         ...
         assert handle.stats()["requests"] > 0
+
+`ScriptedChatModel` is the in-process counterpart: replies come from a function of the conversation.
 """
 
+from raipipe.testing.scripted import ScriptedChatModel
 from raipipe.testing.upstream import (
     Failure,
     UpstreamHandle,
@@ -20,4 +23,4 @@ from raipipe.testing.upstream import (
     run_upstream_sim,
 )
 
-__all__ = ["Failure", "UpstreamHandle", "UpstreamSimConfig", "run_upstream_sim"]
+__all__ = ["Failure", "ScriptedChatModel", "UpstreamHandle", "UpstreamSimConfig", "run_upstream_sim"]

@@ -1,34 +1,18 @@
-"""`raipipe deception` sub-commands (the lead mounts `app` on the main CLI): run scenarios against a target
+"""`raipipe deception` sub-commands: run scenarios against a target
 (resumable), re-render a run's report, validate scenario files."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from raipipe.errors import RaipipeError, UsageError, require_writable
+from raipipe.cli_support import friendly_errors
+from raipipe.errors import UsageError, require_writable
 
 app = typer.Typer(no_args_is_help=True, help="Long-horizon deception: multi-session scenarios and trajectory checks.")
-_DEBUG_KEY = "raipipe.debug"  # set by the root command's --debug
-
-
-@contextlib.contextmanager
-def _friendly(ctx: typer.Context) -> Iterator[None]:
-    """Input errors end in one paragraph and their exit code, as under the main CLI (unless --debug)."""
-    try:
-        yield
-    except RaipipeError as exc:
-        if ctx.meta.get(_DEBUG_KEY):
-            raise
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.exit_code) from None
-
-
 @app.command("run")
 def run_cmd(
     ctx: typer.Context,
@@ -44,7 +28,7 @@ def run_cmd(
     seed: Annotated[int, typer.Option("--seed", help="generation seed")] = 0,
 ) -> None:
     """Play every scenario against the target, run its checks, write results.jsonl, summary.json, report.html."""
-    with _friendly(ctx):
+    with friendly_errors(ctx):
         from raipipe.models import load_model
         from raipipe.models.registry import check_model_spec
         from raipipe.redteam.deception.detect import load_detector
@@ -90,7 +74,7 @@ def report_cmd(
     run: Annotated[Path, typer.Option("--run", help="run folder written by `deception run`")],
 ) -> None:
     """Re-render summary.json and report.html from a run folder's results.jsonl."""
-    with _friendly(ctx):
+    with friendly_errors(ctx):
         from raipipe.errors import InputFileError
         from raipipe.redteam.deception.report import console_table, write_report
         from raipipe.redteam.deception.runner import RESULTS, load_results
@@ -107,7 +91,7 @@ def validate_cmd(
     scenarios: Annotated[Path | None, typer.Argument(help="folder or file; default: the shipped scenarios")] = None,
 ) -> None:
     """Check scenario files (schema, turn references, check names, policy pillar) without running anything."""
-    with _friendly(ctx):
+    with friendly_errors(ctx):
         from collections import Counter
 
         from raipipe.redteam.deception.loader import load_scenarios
