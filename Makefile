@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-clean test lint bench browser clean
+.PHONY: install demo demo-clean test lint typecheck bench browser clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -38,8 +38,12 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
+
+# mypy settings live in pyproject.toml ([tool.mypy]); it checks src/raipipe
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generation.py

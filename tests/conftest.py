@@ -30,10 +30,19 @@ def feature_judge():
 
 @pytest.fixture(scope="session")
 def xenc_judge():
-    """The cross-encoder refusal judge (shipped weights): post-training grades with it."""
+    """The cross-encoder refusal judge (shipped weights)."""
     from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
 
     return CrossEncoderRefusalJudge()
+
+
+@pytest.fixture(scope="session")
+def stack_judge(xenc_judge):
+    """The stacked refusal judge (cross-encoder + lexical signals, head on the embedded model's labelled
+    answers): post-training grades with it."""
+    from raipipe.judges.stack import StackedRefusalJudge
+
+    return StackedRefusalJudge(xenc_judge=xenc_judge)
 
 
 @pytest.fixture(scope="session")

@@ -130,7 +130,7 @@ def test_bad_input_is_one_clear_error(ws: Path, args: list[str], code: int, need
     res = runner.invoke(app, [a.replace("{tmp}", str(ws)) for a in args])
     text = res.output + (res.stderr if res.stderr_bytes is not None and res.stderr not in res.output else "")
     assert res.exit_code == code, text
-    assert needle in text, text
+    assert needle in " ".join(text.split()), text  # rich wraps long paths at the console width
     assert "Traceback" not in text
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
     assert not (ws / "store.db").exists(), "a bad input must not create a store"

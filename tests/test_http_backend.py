@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,6 +106,16 @@ def test_500_then_success_and_dropped_connection() -> None:
     with backend_and_sim(sim) as (backend, handle):
         assert backend.generate_one("x") == "Echo: x"
         assert handle.stats()["requests"] == 4
+
+
+def test_idle_connection_closed_by_server_is_replaced_without_a_retry() -> None:
+    with backend_and_sim(concurrency=1, max_retries=0) as (backend, handle):
+        assert backend.generate_one("a") == "Echo: a"
+        for conn in list(handle._sim.connections):  # the server drops its idle keep-alive connection
+            conn.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)  # thread-safe, unlike close()
+        time.sleep(0.1)
+        assert backend.generate_one("b") == "Echo: b"  # max_retries=0: a stale connection would fail
+        assert handle.stats()["requests"] == 2
 
 
 def test_5xx_gives_up_after_max_retries() -> None:

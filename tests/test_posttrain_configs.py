@@ -93,11 +93,21 @@ def test_confirmation_sets_must_share_no_prompt_with_selection_sets(tmp_path):
         check_disjoint(["seed:test"], [str(copied)])
 
 
-def test_selection_judge_is_configurable():
+def test_selection_judge_is_configurable(tmp_path):
     from raipipe.judges.llm_judge import RubricJudge
-    from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
+    from raipipe.judges.refusal import FeatureRefusalJudge
+    from raipipe.judges.stack import StackedRefusalJudge
 
-    assert isinstance(PostTrainConfig().select.build_judge(), CrossEncoderRefusalJudge)
+    default = PostTrainConfig().select.build_judge()
+    assert isinstance(default, StackedRefusalJudge)
+    # built apart from the judge that ranks the training answers: another model, no shared labels
+    assert not set(default.head_paths) & set(FeatureRefusalJudge().train_paths)
+    assert not set(default.xenc.train_paths) & set(FeatureRefusalJudge().train_paths)
+    # a user's own labelled answers replace the head's data (and so its identity)
+    labels = tmp_path / "my_model_answers.jsonl"
+    labels.write_text('{"id": "1", "prompt": "Hi", "response": "Hello!", "label": "comply"}\n', encoding="utf-8")
+    cfg = PostTrainConfig.model_validate({"select": {"judge_options": {"head_files": [str(labels)]}}})
+    assert cfg.select.build_judge().judge_id != default.judge_id
     cfg = PostTrainConfig.model_validate({"select": {"judge": "rubric", "judge_model": "openai:judge-7b@http://127.0.0.1:9/v1"}})
     judge = cfg.select.build_judge()
     assert isinstance(judge, RubricJudge) and judge.judge_id.startswith("rubric:openai:judge-7b@")

@@ -47,9 +47,9 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     # graded by the default judge, ranked by the feature judge: independent, and their agreement is shown
     assert summary["independence"] is None
     agreement = summary["judges_agreement"]
-    assert agreement["judge"].startswith("refusal-xenc@") and agreement["second_judge"].startswith("refusal-minilm@")
+    assert agreement["judge"].startswith("refusal-stack@") and agreement["second_judge"].startswith("refusal-minilm@")
     assert set(agreement["runs"]) == {"baseline", sel["chosen"]} and agreement["runs"]["baseline"]["n"] == 6
-    assert summary["judge_calibration"]["binary_agreement"]["n"] >= 1200
+    assert summary["judge_calibration"]["binary_agreement"]["n"] >= 150  # the held-out model answers
     assert summary["paired_test"]["violation"]["judge_error"] is not None
     report = (out / "report.html").read_text()
     assert "Two judges on the same answers" in report and "With the judge's own error" in report

@@ -34,6 +34,7 @@ from raipipe.pretrain.corpus import (
     run_corpus,
 )
 from raipipe.pretrain.corpus._config import ActionConfig, ExecutorConfig
+from raipipe.pretrain.corpus._scorers import LexicalScorer
 from raipipe.pretrain.corpus_cli import app
 
 TERMS = {"safety.violence-weapons": ["zorblat"], "fairness.hateful-content": ["quexil"],
@@ -241,6 +242,30 @@ def test_minilm_scorer_ranks_harmful_topic_above_benign():
     ])
     assert harmful.score > 0.5 > benign.score
     assert harmful.policy_id.startswith(("safety.", "fairness.")) and harmful.severity in {"critical", "high"}
+
+
+def test_minilm_state_is_fitted_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from raipipe.pretrain.corpus._scorers import MiniLMScorer
+
+    monkeypatch.setenv("RAIPIPE_CACHE_DIR", str(tmp_path))
+    pack = load_pack()
+    first = MiniLMScorer(pack)
+    assert len(list((tmp_path / "corpus").glob("minilm-*.joblib"))) == 1
+    monkeypatch.setattr(MiniLMScorer, "_fit", lambda *a: pytest.fail("a cached state was fitted again"))
+    texts = ["A guide to baking bread at home.", "Join us to attack the rival town tonight. " * 30]
+    assert MiniLMScorer(pack).score(texts) == first.score(texts)
+
+
+def test_lexical_one_scan_finds_what_each_term_finds():
+    import random
+
+    scorer = LexicalScorer(load_pack(), terms={"safety.violence-weapons": ["weapon", "weapons", "self-harm", "harm"]})
+    vocab = ["Weapons", "WEAPONRY", "self-harm", "xharm", "harmless", "the", "a-b", "straße"]
+    rng = random.Random(0)
+    for _ in range(500):
+        text = " ".join(rng.choice(vocab) + rng.choice(["", "s", "-", "."]) for _ in range(rng.randint(0, 8)))
+        want = {p for pats in scorer.patterns.values() for p in pats if p.search(text)}
+        assert scorer._found(text) == want, text
 
 
 def test_cli_corpus_with_mix(tmp_path: Path):

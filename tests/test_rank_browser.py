@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from raipipe.posttrain.ranking.demo import seed_demo
 from raipipe.posttrain.ranking.store_ops import list_rankings
 from raipipe.posttrain.ranking.web import create_app
 from raipipe.store import open_store
+from raipipe.web_support import serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,30 +24,12 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is absent: install it with `apt-get install -y chromium`")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def server(tmp_path):
-    import uvicorn
-
     db = tmp_path / "browser.db"
     seed_demo(open_store(db))
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(db, batch_id="demo"), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", db
-    srv.should_exit = True
-    thread.join(10)
+    with serve_in_thread(create_app(db, batch_id="demo")) as base:
+        yield base, db
 
 
 def test_rank_an_item_with_the_keyboard_only(server, tmp_path):

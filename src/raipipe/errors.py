@@ -8,6 +8,7 @@ defined; each keeps its former built-in base (ValueError, RuntimeError, KeyError
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -111,8 +112,6 @@ def require_writable(path: Path | str, flag: str, kind: str = "dir") -> Path:
     """Check, before any compute, that `path` (a directory or a file, per `kind`) can be created or written.
 
     Nothing is created: a run that then fails on other input leaves no empty folder behind."""
-    import os
-
     p = Path(path).expanduser()
     if p.exists() and kind == "dir" and not p.is_dir():
         raise InputFileError(f"{flag} {p}: is a file, not a directory", hint=f"give a directory to {flag}")

@@ -96,9 +96,14 @@ def atomic_open(path: Path | str, mode: str = "w", encoding: str = "utf-8") -> I
     """Stream into `path` (mode "w" or "wb"): the target only changes when the block ends without error."""
     if mode not in {"w", "wb"}:
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', not {mode!r}")
-    text = {"encoding": encoding, "newline": "\n"} if mode == "w" else {}
-    with atomic_path(path) as tmp, open(tmp, mode, **text) as fh:
+    with atomic_path(path) as tmp, _open_for_write(tmp, mode, encoding) as fh:
         yield fh
+
+
+def _open_for_write(path: Path, mode: str, encoding: str) -> IO[Any]:
+    if mode == "w":
+        return open(path, "w", encoding=encoding, newline="\n")
+    return open(path, "wb")
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:

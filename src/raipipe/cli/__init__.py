@@ -5,7 +5,9 @@ traceback; `--debug` (or RAIPIPE_DEBUG=1) shows the traceback instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from importlib.metadata import version
+from typing import Any
 
 import typer
 import yaml
@@ -16,8 +18,11 @@ from typer.exceptions import TyperException
 from raipipe.cli import data_cmd, eval_cmd, generate_cmd, judge_cmd, policy_cmd, posttrain_cmd, rank_cmd
 from raipipe.cli_support import DEBUG_KEY, debug_requested
 from raipipe.errors import RaipipeError
+from raipipe.judges import registered_judges
+from raipipe.models import registered_backends
 from raipipe.pretrain import cli as pretrain_cli
 from raipipe.pretrain import corpus_cli, probe_cli
+from raipipe.redteam import CONVERTERS, STRATEGIES
 from raipipe.redteam import cli as redteam_cli
 from raipipe.redteam.deception import cli as deception_cli
 
@@ -62,14 +67,15 @@ class RaipipeGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         _tidy(self)
 
-    def get_params(self, ctx: typer.Context) -> list:
+    # typer builds every context from its own typer.Context subclass, narrower than click's in the base class
+    def get_params(self, ctx: typer.Context) -> list:  # type: ignore[override]
         params = super().get_params(ctx)  # typer appends the shell-completion flags after __init__
         for param in params:
             if isinstance(param, TyperOption) and param.metavar is None and param.is_flag:
                 param.metavar = ""
         return params
 
-    def invoke(self, ctx: typer.Context):  # noqa: ANN201 - whatever the command returns
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer.Context, as above
         try:
             return super().invoke(ctx)
         except (TyperException, typer.Exit, typer.Abort):
@@ -121,12 +127,9 @@ def _root(
 @app.command("list")
 def list_plugins(kind: str = typer.Argument(..., help="backends, judges, converters or attacks")) -> None:
     """What is registered (built in, or added by another package through an entry point)."""
-    from raipipe.judges import registered_judges
-    from raipipe.models import registered_backends
-    from raipipe.redteam import CONVERTERS, STRATEGIES
-
-    kinds = {"backends": registered_backends, "judges": registered_judges, "converters": CONVERTERS.all,
-             "attacks": STRATEGIES.all}
+    kinds: dict[str, Callable[[], Mapping[str, type]]] = {
+        "backends": registered_backends, "judges": registered_judges, "converters": CONVERTERS.all,
+        "attacks": STRATEGIES.all}
     if kind not in kinds:
         raise typer.BadParameter(f"choose one of {sorted(kinds)}", param_hint="KIND")
     for name, cls in kinds[kind]().items():

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 import yaml
 from rich.console import Console
 
+from raipipe.errors import InputFileError
+from raipipe.evaluate.compare import compare_items
+from raipipe.evaluate.config import EFFECTIVE_CONFIG, EvalConfig, Scaffolding, load_config, preflight
+from raipipe.fileio import atomic_write_text
+from raipipe.models.base import GenerationParams
+from raipipe.report.console import comparison_table, summary_table
+
 console = Console()
 
 
 def _system_prompt(value: str | None) -> str | None:
     if value and value.startswith("@"):
-        from raipipe.errors import InputFileError
-
         path = Path(value[1:])
         if not path.is_file():
             raise InputFileError(f"--system-prompt {value}: no such file", hint="give text, or @ an existing file")
@@ -22,14 +29,15 @@ def _system_prompt(value: str | None) -> str | None:
     return value
 
 
-def _explicit(ctx: typer.Context, values: dict[str, object]) -> dict[str, object]:
+def _explicit(ctx: typer.Context, values: Mapping[str, object]) -> dict[str, object]:
     """The EvalConfig fields set by flags typed on the command line (these override --config)."""
     given = {k for k in values if getattr(ctx.get_parameter_source(k), "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
     fields = {"model": "model", "dataset": "datasets", "judge": "judges", "judge_model": "judge_model",
               "limit": "limit", "store": "store", "out": "out", "name": "name", "on_long_prompt": "on_long_prompt"}
     out: dict[str, object] = {fields[k]: values[k] for k in fields if k in given}
     if "system_prompt" in given:
-        out["scaffolding"] = {"system_prompt": _system_prompt(values["system_prompt"])}  # type: ignore[arg-type]
+        prompt = values["system_prompt"]
+        out["scaffolding"] = {"system_prompt": _system_prompt(prompt if isinstance(prompt, str) else None)}
     if "max_new_tokens" in given:
         out["params"] = {"max_new_tokens": values["max_new_tokens"]}
     return out
@@ -62,11 +70,7 @@ def eval_command(
 
     Every input is checked before any model loads; the config actually used is saved as
     OUT/effective-config.yaml."""
-    from raipipe.evaluate.config import EFFECTIVE_CONFIG, EvalConfig, Scaffolding, load_config, preflight
     from raipipe.evaluate.runner import EvalRun
-    from raipipe.fileio import atomic_write_text
-    from raipipe.models.base import GenerationParams
-    from raipipe.report.console import summary_table
     from raipipe.report.html import render_report
     from raipipe.report.summary import build_summary, write_summary
 
@@ -79,7 +83,8 @@ def eval_command(
         cfg = EvalConfig(model=model, datasets=dataset, judges=judge, judge_model=judge_model,
                          scaffolding=Scaffolding(system_prompt=_system_prompt(system_prompt)),
                          params=GenerationParams(max_new_tokens=max_new_tokens), limit=limit, store=store,
-                         out=out, name=name, on_long_prompt=on_long_prompt)
+                         # any other text fails EvalConfig's validation, which names the field
+                         out=out, name=name, on_long_prompt=on_long_prompt)  # type: ignore[arg-type]
     preflight(cfg)
     run = EvalRun(cfg)
     run_id = run.execute()
@@ -96,13 +101,9 @@ def compare_command(
     judge_id: str | None = typer.Option(None, help="judge id to compare on; default: each run's primary judge"),
 ) -> None:
     """Paired comparison of two runs on the prompts both scored (exact McNemar test)."""
-    import json
-
     from sqlalchemy import select
 
-    from raipipe.evaluate.compare import compare_items
     from raipipe.evaluate.runner import load_scored_items
-    from raipipe.report.console import comparison_table
     from raipipe.store.db import RunRow, open_store
 
     summaries = [json.loads(p.read_text()) for p in (Path(r) / "summary.json" for r in (run_a, run_b)) if p.exists()]
@@ -124,7 +125,8 @@ def compare_command(
     # the judge's calibration, from a run summary scored by that judge: differences then carry judge error
     cal = next((s["judge"]["calibration"] for s in summaries if (s["judge"].get("calibration") or {}).get("judge_id")
                 == used), None)
-    comparison_table(compare_items(*items, confusion=cal["confusion"] if cal else None), ids[0], ids[1], console)
+    a, b = items
+    comparison_table(compare_items(a, b, confusion=cal["confusion"] if cal else None), ids[0], ids[1], console)
 
 
 def register(app: typer.Typer) -> None:

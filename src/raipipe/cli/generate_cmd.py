@@ -16,6 +16,7 @@ from raipipe.data.generator import generate as run_generator
 from raipipe.data.generator_blocks import LANGUAGES, load_blocks
 from raipipe.data.io import DatasetError, write_jsonl, write_lines
 from raipipe.data.seed import load_seed
+from raipipe.models.registry import load_model  # heavy backends load only when asked for
 from raipipe.policy.loader import PolicyError, load_pack
 from raipipe.policy.schema import Pillar
 
@@ -90,8 +91,6 @@ def generate(
         raise typer.Exit(code=1) from None
     model = None
     if paraphrase_model:
-        from raipipe.models.registry import load_model  # heavy backends load only when asked for
-
         model = load_model(paraphrase_model)
     try:
         records, report = run_generator(pack, block_set, config, seed_records=seed_records, paraphrase_model=model)

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from raipipe.errors import InputFileError, require_writable
+from raipipe.evaluate.config import check_judges
 from raipipe.fileio import atomic_write_lines, atomic_write_text
+from raipipe.judges import JudgeInput, load_judge
+from raipipe.judges.calibrate import calibrate as run_calibration
+from raipipe.models.embedded import cache_root
+from raipipe.policy import load_pack
 
 console = Console()
 app = typer.Typer(no_args_is_help=True, invoke_without_command=True)
 
 
 def _make_judge(name: str, judge_model: str | None):
-    from raipipe.judges import load_judge
-
     return load_judge(name, model=judge_model) if name == "rubric" and judge_model else load_judge(name)
 
 
 def _check_inputs(judge: str, judge_model: str | None, inputs: list[Path], output: Path | None) -> None:
     """Fail on a misspelt judge, a rubric judge with no model, a missing input or an unwritable output,
     before any judge model loads."""
-    from raipipe.errors import InputFileError, require_writable
-    from raipipe.evaluate.config import check_judges
-
     check_judges([judge], judge_model, extra=("specificity",))
     for path in inputs:
         if not path.is_file():
@@ -52,8 +54,6 @@ def score(
     if not input or not output:
         raise typer.BadParameter("--input and --output are required to score responses")
     _check_inputs(judge, judge_model, [input], output)
-    from raipipe.judges import JudgeInput
-    from raipipe.policy import load_pack
 
     pack = load_pack()
     rows, items = [], []
@@ -68,8 +68,9 @@ def score(
         except (ValueError, KeyError, TypeError) as exc:
             raise typer.BadParameter(f"{input}:{n}: needs JSON with id, prompt, response ({exc})") from exc
         rows.append(row)
+    records: list[dict[str, Any]]
     if judge == "specificity":
-        from raipipe.judges.specificity import SpecificityJudge
+        from raipipe.judges.specificity import SpecificityJudge  # lazy: the judge data loader imports joblib
 
         sj = SpecificityJudge()
         judge_id = sj.judge_id
@@ -119,8 +120,7 @@ def calibrate(
     output: Path | None = typer.Option(None, help="write the calibration as JSON"),
 ) -> None:
     """Agreement of a judge with human labels: accuracy, per-class precision/recall, Cohen's kappa."""
-    from raipipe.judges.calibrate import calibrate as run_calibration
-    from raipipe.judges.data import read_labelled
+    from raipipe.judges.data import read_labelled  # lazy: imports joblib
 
     _check_inputs(judge, judge_model, labels, output)
     if judge == "specificity":
@@ -143,8 +143,9 @@ def calibrate(
 
 @app.command("train")
 def train(
-    judge: str = typer.Option("refusal-xenc", "--judge", "-j", help="refusal-xenc (cross-encoder) or "
-                              "refusal-features (the default `refusal` averages the two)"),
+    judge: str = typer.Option("refusal-xenc", "--judge", "-j", help="refusal-xenc (cross-encoder), "
+                              "refusal-features (the default `refusal` averages the two) or refusal-stack (its head "
+                              "on labelled answers of the model you judge)"),
     data: list[Path] = typer.Option([], "--data", help="labelled JSONL files; default: the judge's shipped set"),
     out: Path | None = typer.Option(None, help="where to save it (default: the user cache)"),
     max_steps: int | None = typer.Option(None, help="cross-encoder only: stop after this many steps"),
@@ -152,7 +153,6 @@ def train(
     """(Re)train a refusal judge on team-labelled answers (never on public benchmarks)."""
     if judge == "refusal-xenc":
         from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge, train_and_save
-        from raipipe.models.embedded import cache_root
 
         xj = CrossEncoderRefusalJudge(train_files=data or None)
         target = out or cache_root() / "judges" / f"refusal-xenc-{xj.digest}"
@@ -166,5 +166,13 @@ def train(
             fj.head_path.unlink()
         _ = fj.classifier
         console.print(f"trained {fj.judge_id} → {fj.head_path}")
+    elif judge == "refusal-stack":
+        from raipipe.judges.stack import StackedRefusalJudge
+
+        sj = StackedRefusalJudge(head_files=data or None)
+        _ = sj.head
+        console.print(f"fitted {sj.judge_id} on {', '.join(p.name for p in sj.head_paths)} (cached); use it with "
+                      "select.judge_options: {head_files: [...]} in a post-training config")
     else:
-        raise typer.BadParameter(f"judge {judge!r} is not trainable here: choose refusal-xenc or refusal-features")
+        raise typer.BadParameter(f"judge {judge!r} is not trainable here: choose refusal-xenc, refusal-features "
+                                 "or refusal-stack")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -141,7 +141,7 @@ def _short(value: object, limit: int = 400) -> str:
 
 
 def render_diff(result: PackDiff) -> Group:
-    parts: list[object] = [Text(f"{result.old_ref} → {result.new_ref}", style="bold")]
+    parts: list[RenderableType] = [Text(f"{result.old_ref} → {result.new_ref}", style="bold")]
     if result.is_empty:
         parts.append(Text("no policy changes", style="green"))
     summary = Table(title="Policies", show_header=True)
@@ -202,7 +202,7 @@ def render_map(pm: ProfileMap) -> Group:
         row = pm.pillars[pillar]
         harms = ", ".join(h.harm + ("*" if h.emphasised else "") for h in row.harms) or "—"
         table.add_row(pillar.value, harms, "\n".join(row.policies) or "—", "\n".join(row.gaps) or "")
-    parts: list[object] = [table, Text("rules applied: " + ", ".join(pm.rules_applied), style="dim")]
+    parts: list[RenderableType] = [table, Text("rules applied: " + ", ".join(pm.rules_applied), style="dim")]
     for ch in pm.severity_changes:
         level = f"{ch.base} → {ch.effective}" if ch.base != ch.effective else f"{ch.base} (already highest)"
         parts.append(Text(f"emphasised {ch.policy_id}: severity {level} ({', '.join(ch.because)})"))

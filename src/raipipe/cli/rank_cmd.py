@@ -9,6 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from raipipe.errors import StoreError, require_writable
+from raipipe.judges.llm_judge import RubricJudge
+from raipipe.models.registry import check_model_spec
+
 console = Console()
 app = typer.Typer(no_args_is_help=True, help="Rank candidate responses (people, vendors, or AI feedback).")
 
@@ -19,7 +23,6 @@ def _existing_store(store: str, batch: str | None = None):  # noqa: ANN202 - a s
     """Open a store that must already exist (holding `batch`, if given); opening never creates one here."""
     from sqlalchemy import select
 
-    from raipipe.errors import StoreError
     from raipipe.store import open_store
     from raipipe.store.posttrain_tables import SampleBatch
 
@@ -60,7 +63,6 @@ def export(
     kind: str | None = typer.Option(None, "--kind", help="human or ai (default: both)"),
 ) -> None:
     """Export rankings as JSONL (one line per rater x item; order by candidate id and by index)."""
-    from raipipe.errors import require_writable
     from raipipe.posttrain.ranking.jsonl import export_jsonl
 
     if kind not in (None, "human", "ai"):
@@ -109,10 +111,7 @@ def ai(
     sessions = _existing_store(store, batch)
     rubric = None
     if judge_model:
-        from raipipe.models.registry import check_model_spec
-
         check_model_spec(judge_model)
-        from raipipe.judges.llm_judge import RubricJudge
 
         rubric = RubricJudge(model=judge_model)
     report = ai_rank(sessions, batch, rubric_judge=rubric, only_missing=only_missing)

@@ -73,7 +73,8 @@ class BenchmarkLoader:
         self.skipped: list[tuple[str, str]] = []
         self.skipped_rows: set[int] = set()
 
-    def to_records(self, rows: list[Row], ref: str) -> Iterable[PromptRecord]:
+    def to_records(self, rows: list[Row], ref: str) -> Iterable[PromptRecord | None]:
+        """One record per row, built with `make()` (None for a row it skipped) or a `skip()` reason."""
         raise NotImplementedError
 
     def pillar_for(self, category: str | None) -> Pillar:
@@ -306,7 +307,8 @@ class JailbreakBench(BenchmarkLoader):
     harmful behaviour to its benign twin (same Index in the benign split).
     """
 
-    name, aliases, license, hf_id = "jailbreakbench", ("jbb", "jbb-harmful"), "MIT", "JailbreakBench/JBB-Behaviors"
+    name, license, hf_id = "jailbreakbench", "MIT", "JailbreakBench/JBB-Behaviors"
+    aliases: ClassVar[tuple[str, ...]] = ("jbb", "jbb-harmful")
     description = "100 misuse behaviours (harmful split)"
     label: ClassVar[Label] = Label.HARMFUL
     hf_defaults = {"jailbreakbench/jbb-behaviors": ("behaviors", "harmful")}

@@ -298,7 +298,7 @@ def read_hub(
     splits = list(dsd.keys())
     if split is None and len(splits) == 1:
         split = splits[0]
-    if split not in splits:
+    if split is None or split not in splits:
         raise DatasetError(source, None, None, f"choose a split with {hf_id}:{config or ''}:SPLIT; have {splits}")
     ref = ":".join([hf_id, config or "", split]) if (config or split) else hf_id
     return [(None, row) for row in dsd[split].to_list()], ref

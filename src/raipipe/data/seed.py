@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from raipipe.data.io import DatasetError, count_by, load_jsonl
 from raipipe.data.records import Label, PromptRecord, Split
@@ -20,7 +21,10 @@ def seed_dir() -> Path:
     return Path(str(resources.files("raipipe") / "resources" / "seed"))
 
 
-def _coerce(values: Iterable[str] | str | None, enum: type, what: str) -> set | None:
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _coerce(values: Iterable[str] | str | None, enum: type[_E], what: str) -> set[_E] | None:
     if values is None:
         return None
     if isinstance(values, str):

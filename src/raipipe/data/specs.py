@@ -17,10 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from raipipe.data.benchmarks import benchmark_names, get_loader, load_benchmark
+from raipipe.data.generator import generate
+from raipipe.data.generator_blocks import load_blocks
 from raipipe.data.io import load_jsonl
 from raipipe.data.records import PromptRecord, Split
 from raipipe.data.seed import load_seed
 from raipipe.errors import SpecError
+from raipipe.policy.loader import load_pack
 
 
 def valid_forms() -> str:
@@ -57,10 +60,6 @@ def _seed(spec: str) -> tuple[str, list[PromptRecord]]:
 def _generated_all() -> tuple[PromptRecord, ...]:
     """The generator's default output (shipped pack and blocks, seed 0): deterministic, so it is rebuilt
     rather than shipped, and checked against the seed set's held-out rows like the CLI does."""
-    from raipipe.data.generator import generate
-    from raipipe.data.generator_blocks import load_blocks
-    from raipipe.policy.loader import load_pack
-
     pack = load_pack(None)
     records, _ = generate(pack, load_blocks(None, pack=pack), seed_records=load_seed())
     return tuple(records)
@@ -68,7 +67,7 @@ def _generated_all() -> tuple[PromptRecord, ...]:
 
 def _generated(spec: str) -> tuple[str, list[PromptRecord]]:
     split, lang = _split_and_language(spec)
-    records = [r for r in _generated_all() if (split is None or r.split.value == split)
+    records = [r for r in _generated_all() if (split is None or (r.split is not None and r.split.value == split))
                and (lang is None or r.language == lang)]
     if not records:
         raise SpecError(f"{spec!r} selects no generated records")
@@ -85,7 +84,7 @@ def resolve_dataset(spec: str) -> tuple[str, list[PromptRecord]]:
     if spec == "generated" or spec.startswith("generated:"):
         return _generated(spec)
     if spec.startswith("redteam:"):
-        from raipipe.redteam.findings import resolve_redteam
+        from raipipe.redteam.findings import resolve_redteam  # lazy: red-team findings need the store
 
         return resolve_redteam(spec)
     path = Path(spec).expanduser()

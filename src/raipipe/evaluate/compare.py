@@ -14,12 +14,19 @@ def compare_items(a: list[ScoredItem], b: list[ScoredItem], confusion: Confusion
     what the judge's own error could produce."""
     out = {}
     for name, label, positive in (("violation", "harmful", VIOLATING), ("over_refusal", "benign", OVER_REFUSING)):
-        oa = {i.record_id: is_bad(i) for i in a if i.label == label}
-        ob = {i.record_id: is_bad(i) for i in b if i.label == label}
-        oa = {k: v for k, v in oa.items() if v is not None}
-        ob = {k: v for k, v in ob.items() if v is not None}
+        oa, ob = _outcomes(a, label), _outcomes(b, label)
         result = mcnemar(oa, ob)
         if confusion is not None:
             result.judge_error = corrected_difference(oa, ob, binary_calibration(confusion, positive))
         out[name] = result
+    return out
+
+
+def _outcomes(items: list[ScoredItem], label: str) -> dict[str, bool]:
+    """record id → bad outcome, over the scoreable items with this human label."""
+    out = {}
+    for item in items:
+        bad = is_bad(item) if item.label == label else None
+        if bad is not None:
+            out[item.record_id] = bad
     return out

@@ -9,7 +9,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from raipipe.errors import ConfigError, UsageError, require_writable
+from raipipe.judges.base import JUDGES
 from raipipe.models.base import GenerationParams
+from raipipe.models.registry import check_model_spec
+from raipipe.policy.loader import parse_yaml_model
 
 EFFECTIVE_CONFIG = "effective-config.yaml"  # written beside the results: what the run actually used
 
@@ -47,8 +50,6 @@ class EvalConfig(BaseModel):
 
 def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> EvalConfig:
     """Read a YAML EvalConfig; `overrides` (flags given on the command line) win over the file's values."""
-    from raipipe.policy.loader import parse_yaml_model
-
     return parse_yaml_model(Path(path), EvalConfig, error=ConfigError, overrides=overrides)
 
 
@@ -56,9 +57,6 @@ def check_judges(judges: list[str], judge_model: str | None, extra: tuple[str, .
     """Unknown judge names list the choices; a rubric judge must be told which model reads the rubric.
 
     `extra`: names a command accepts beside the registered judges (e.g. `specificity`)."""
-    from raipipe.judges.base import JUDGES
-    from raipipe.models.registry import check_model_spec
-
     known = sorted([*JUDGES.all(), *extra])
     for name in judges:
         if name not in known:
@@ -78,8 +76,6 @@ def check_store_target(store: str) -> None:
 
 def preflight(cfg: EvalConfig) -> None:
     """Every check that needs no model, no data load and no write: a typo fails in a second, not an hour."""
-    from raipipe.models.registry import check_model_spec
-
     require_writable(cfg.out, "--out", kind="dir")
     check_store_target(cfg.store)
     check_model_spec(cfg.model)

@@ -88,10 +88,11 @@ def _rogan_gladen(p_obs: np.ndarray, sens: np.ndarray, spec: np.ndarray) -> np.n
     return est
 
 
-def _calibration_draws(cal: BinaryCalibration, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    sens = rng.binomial(cal.positives, cal.sensitivity, size) / cal.positives
-    spec = rng.binomial(cal.negatives, cal.specificity, size) / cal.negatives
-    return sens, spec
+def _calibration_draws(cal: BinaryCalibration, sens: float, spec: float, rng: np.random.Generator,
+                       size: int) -> tuple[np.ndarray, np.ndarray]:
+    sens_draw = rng.binomial(cal.positives, sens, size) / cal.positives
+    spec_draw = rng.binomial(cal.negatives, spec, size) / cal.negatives
+    return sens_draw, spec_draw
 
 
 def _interval(draws: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
@@ -108,19 +109,20 @@ def corrected_rate(k: int, n: int, cal: BinaryCalibration | None, confidence: fl
     sens = cal.sensitivity if cal else None
     spec = cal.specificity if cal else None
     identifiable = sens is not None and spec is not None and sens + spec > 1
-    base = {"observed": k / n if n else None, "n": n, "sensitivity": sens, "specificity": spec,
-            "n_calibration": (cal.positives + cal.negatives) if cal else 0, "identifiable": identifiable,
-            "confidence": confidence}
-    if not n or not identifiable or cal is None:
-        return CorrectedRate(estimate=None, low=None, high=None, **base)
+    unestimated = CorrectedRate(observed=k / n if n else None, estimate=None, low=None, high=None, n=n,
+                                sensitivity=sens, specificity=spec,
+                                n_calibration=(cal.positives + cal.negatives) if cal else 0,
+                                identifiable=identifiable, confidence=confidence)
+    if not n or not identifiable or cal is None or sens is None or spec is None:
+        return unestimated
     rng = np.random.default_rng(seed)
     p_obs = rng.binomial(n, k / n, bootstrap) / n
-    s_draw, c_draw = _calibration_draws(cal, rng, bootstrap)
+    s_draw, c_draw = _calibration_draws(cal, sens, spec, rng, bootstrap)
     low, high = _interval(_rogan_gladen(p_obs, s_draw, c_draw), confidence)
     point = float(_rogan_gladen(np.array(k / n), np.array(sens), np.array(spec)))
     if low is not None and high is not None:
         low, high = min(low, point), max(high, point)
-    return CorrectedRate(estimate=point, low=low, high=high, **base)
+    return unestimated.model_copy(update={"estimate": point, "low": low, "high": high})
 
 
 class CorrectedDifference(BaseModel):
@@ -156,7 +158,7 @@ def corrected_difference(outcomes_a: Mapping[str, bool], outcomes_b: Mapping[str
     b = np.array([outcomes_b[i] for i in shared], dtype=float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(bootstrap, n))
-    s_draw, c_draw = _calibration_draws(cal, rng, bootstrap)
+    s_draw, c_draw = _calibration_draws(cal, sens, spec, rng, bootstrap)
     diffs = _rogan_gladen(b[idx].mean(1), s_draw, c_draw) - _rogan_gladen(a[idx].mean(1), s_draw, c_draw)
     low, high = _interval(diffs, confidence)
     point = float(_rogan_gladen(np.array(b.mean()), np.array(sens), np.array(spec))

@@ -24,6 +24,7 @@ from raipipe.data.specs import resolve_dataset
 from raipipe.evaluate.config import EvalConfig
 from raipipe.evaluate.metrics import ScoredItem
 from raipipe.judges.base import Judge, JudgeInput, load_judge
+from raipipe.models import load_model
 from raipipe.models.base import ChatModel, GenerationParams, Message, conversation_key
 from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.store.db import ItemRow, ResponseRow, RunRow, ScoreRow, open_store
@@ -157,8 +158,6 @@ class EvalRun:
     @property
     def model(self) -> ChatModel:
         if self._model is None:
-            from raipipe.models import load_model
-
             self._model = load_model(self.config.model)
         return self._model
 
@@ -210,7 +209,7 @@ class EvalRun:
         for judge in self.judges:
             self._score(judge)
         with self.sessions.begin() as s:
-            run = s.get(RunRow, self.run_id)
+            run = s.get_one(RunRow, self.run_id)
             run.status, run.finished_at = "finished", datetime.now(UTC)
         return self.run_id
 

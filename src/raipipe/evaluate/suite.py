@@ -12,8 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from raipipe.evaluate.config import EvalConfig
 from raipipe.evaluate.metrics import TwoSided, two_sided
 from raipipe.evaluate.stats import Rate
+from raipipe.judges.base import load_judge
+from raipipe.models import load_model
 
 # Greedy evaluation batches (prompts): on 2 cores 64 ran 192 seed prompts at 48 tokens in 61 s vs 70 s at 32 and
 # 92 s at 16, with the same answers; sampling k answers per prompt gained nothing from it, so the backend keeps 32.
@@ -55,11 +58,9 @@ def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: i
     The store run is named `STAGE:NAME`, so runs of one model at different stages stay apart.
     `judge` drives the metrics; a `second_judge` scores the same answers so reports can show how far
     the two agree. `config` goes to EvalConfig (store, params, limit, seed, policy_pack, scaffolding)."""
-    from raipipe.evaluate.config import EvalConfig
-    from raipipe.evaluate.runner import EvalRun
-    from raipipe.judges.base import load_judge
+    from raipipe.evaluate.runner import EvalRun  # lazy: the runner brings SQLAlchemy and the store
 
-    judge = judge or load_judge("refusal-xenc")
+    judge = judge or load_judge("refusal-stack")
     judges = [judge] + ([second_judge] if second_judge is not None and second_judge.name != judge.name else [])
     cfg = EvalConfig(model=spec, datasets=list(datasets), judges=[j.name for j in judges], name=f"{stage}:{name}",
                      **config)
@@ -72,8 +73,6 @@ def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: i
 def evaluate_spec(name: str, spec: str, datasets: Sequence[str], judge, batch_size: int = EVAL_BATCH_SIZE,
                   step: int | None = None, **eval_config: Any) -> ModelMetrics:
     """Load a model from its spec (e.g. a baseline), evaluate it and release it."""
-    from raipipe.models import load_model
-
     chat = load_model(spec, batch_size=batch_size)
     try:
         return evaluate_model(name, chat, spec, datasets, step=step, judge=judge, **eval_config)

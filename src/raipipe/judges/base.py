@@ -75,7 +75,7 @@ class Judge(ABC):
 
 
 def _builtin_judges() -> None:
-    from raipipe.judges import ensemble, llm_judge, opener, refusal, refusal_xenc  # noqa: F401  (built-ins)
+    from raipipe.judges import ensemble, llm_judge, opener, refusal, refusal_xenc, stack  # noqa: F401  (built-ins)
 
 
 JUDGES: Registry[Judge] = Registry("judge", "raipipe.judges", _builtin_judges)

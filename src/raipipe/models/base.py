@@ -6,7 +6,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,11 @@ class ChatModel(ABC):
     @abstractmethod
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
         ...
+
+    @classmethod
+    def from_spec(cls, arg: str, **kwargs: Any) -> ChatModel:
+        """Build the model from the text after `KIND:`; every registered backend implements this."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from a model spec: it has no from_spec()")
 
     @classmethod  # noqa: B027 - an optional hook; most backends accept any ARG
     def check_spec(cls, arg: str) -> None:

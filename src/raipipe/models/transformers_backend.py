@@ -103,7 +103,7 @@ class TransformersChatModel(ChatModel):
         _set_threads()
         chosen = resolve_dtype(dtype, kw.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
         tok = AutoTokenizer.from_pretrained(path_or_id)
-        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=chosen)
+        model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=chosen)
         ident = f"hf:{path_or_id}"
         p = Path(path_or_id)
         if p.is_dir():

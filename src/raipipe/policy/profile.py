@@ -180,8 +180,30 @@ def _raise(sev: Severity) -> Severity:
 def map_profile(profile: ProductProfile, pack: PolicyPack, rules: tuple[HarmRule, ...] = HARM_RULES) -> ProfileMap:
     """Anticipate harms for `profile` (rule table + extras − exclusions) and match them to `pack`."""
     applied = [r for r in rules if r.applies(profile)]
-    found: dict[str, AnticipatedHarm] = {}
     notes: list[str] = []
+    found = _anticipate(profile, applied, notes)
+    excluded = [h for h in profile.excluded_harms if found.pop(h, None) is not None]
+    notes += [f"excluded harm {h!r} was not anticipated anyway" for h in profile.excluded_harms if h not in excluded]
+    raised = _raised_severities(applied, pack, notes)
+    pillars = _by_pillar(found, pack, raised)
+    used = {pid for pm in pillars.values() for pid in pm.policies}
+    return ProfileMap(
+        profile=profile.name,
+        pack=pack.ref,
+        rules_applied=[r.name for r in applied],
+        pillars=pillars,
+        severity_changes=_severity_changes(raised, pack, used),
+        exceptions_in_scope=_exceptions_in_scope(profile, pack, used),
+        excluded=excluded,
+        unused_policies=sorted(set(pack.policies) - used),
+        notes=notes,
+    )
+
+
+def _anticipate(profile: ProductProfile, applied: list[HarmRule], notes: list[str]) -> dict[str, AnticipatedHarm]:
+    """Harm tag → anticipated harm, from the applied rules then the profile's extras; a harm claimed by
+    two pillars stays under the first, with a note."""
+    found: dict[str, AnticipatedHarm] = {}
 
     def add(harm: str, pillar: Pillar, reason: str) -> None:
         if harm in found:
@@ -198,9 +220,11 @@ def map_profile(profile: ProductProfile, pack: PolicyPack, rules: tuple[HarmRule
                 add(harm, pillar, rule.name)
     for extra in profile.extra_harms:
         add(extra.harm, extra.pillar, "profile.extra_harms")
-    excluded = [h for h in profile.excluded_harms if found.pop(h, None) is not None]
-    notes += [f"excluded harm {h!r} was not anticipated anyway" for h in profile.excluded_harms if h not in excluded]
+    return found
 
+
+def _raised_severities(applied: list[HarmRule], pack: PolicyPack, notes: list[str]) -> dict[str, list[str]]:
+    """Policy id → the rules that raise its severity; a rule naming a policy missing from the pack is noted."""
     raised: dict[str, list[str]] = {}
     for rule in applied:
         for pid in rule.raise_severity:
@@ -208,7 +232,12 @@ def map_profile(profile: ProductProfile, pack: PolicyPack, rules: tuple[HarmRule
                 raised.setdefault(pid, []).append(rule.name)
             else:
                 notes.append(f"rule {rule.name} raises {pid!r}, which is not in pack {pack.ref}")
+    return raised
 
+
+def _by_pillar(found: dict[str, AnticipatedHarm], pack: PolicyPack,
+               raised: dict[str, list[str]]) -> dict[Pillar, PillarMap]:
+    """Each anticipated harm matched to the policies listing it, grouped by pillar; uncovered ones are gaps."""
     pillars = {p: PillarMap(pillar=p) for p in Pillar}
     for harm, ah in sorted(found.items()):
         ah.covered_by = sorted(pid for pid, pol in pack.policies.items() if harm in pol.harms)
@@ -218,14 +247,20 @@ def map_profile(profile: ProductProfile, pack: PolicyPack, rules: tuple[HarmRule
         pm.policies = sorted(set(pm.policies) | set(ah.covered_by))
         if not ah.covered_by:
             pm.gaps.append(harm)
+    return pillars
 
-    used = {pid for pm in pillars.values() for pid in pm.policies}
+
+def _severity_changes(raised: dict[str, list[str]], pack: PolicyPack, used: set[str]) -> list[SeverityChange]:
     changes = []
     for pid, because in sorted(raised.items()):
         base = pack.get(pid).severity
         if pid in used:  # kept even when already CRITICAL: the emphasis is still worth showing
             changes.append(SeverityChange(policy_id=pid, base=base, effective=_raise(base), because=because))
+    return changes
 
+
+def _exceptions_in_scope(profile: ProductProfile, pack: PolicyPack, used: set[str]) -> list[ExceptionInScope]:
+    """Exceptions of the used policies that one of the profile's user tiers or declared uses can trigger."""
     in_scope = []
     tiers: list[str | None] = [*profile.user_tiers, None]
     uses: list[str | None] = [*profile.declared_uses, None]
@@ -235,15 +270,4 @@ def map_profile(profile: ProductProfile, pack: PolicyPack, rules: tuple[HarmRule
                 in_scope.append(
                     ExceptionInScope(policy_id=pid, exception_id=exc.id, still_disallowed=exc.still_disallowed)
                 )
-
-    return ProfileMap(
-        profile=profile.name,
-        pack=pack.ref,
-        rules_applied=[r.name for r in applied],
-        pillars=pillars,
-        severity_changes=changes,
-        exceptions_in_scope=in_scope,
-        excluded=excluded,
-        unused_policies=sorted(set(pack.policies) - used),
-        notes=notes,
-    )
+    return in_scope

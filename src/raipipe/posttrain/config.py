@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from raipipe.judges.base import load_judge
+from raipipe.policy.loader import parse_yaml_model
 from raipipe.posttrain.dpo import DPOSettings
 from raipipe.posttrain.grpo import GRPOSettings
 from raipipe.posttrain.pair_selection import PairStrategy, check_add_clearest, check_pair_weights
@@ -49,13 +51,19 @@ class SelectSettings(BaseModel):
         default_factory=list, description="also grade copies of the graded checkpoint with the fewest violations "
         "whose LoRA update is scaled by each λ in (0, 1): a trade-off curve between the base and that checkpoint, "
         "no retraining; the two-sided rule then picks among all of them")
-    judge: str = Field(default="refusal-xenc", description="registered judge that scores the evaluations: "
-                       "'refusal-xenc' (the cross-encoder; built and trained apart from the judge that ranks the "
-                       "training answers, so the grade is independent of the training signal) or 'rubric' (an LLM "
-                       "judge, see judge_model)")
+    judge: str = Field(default="refusal-stack", description="registered judge that scores the evaluations: "
+                       "'refusal-stack' (cross-encoder + lexical signals, its head fitted on labelled answers of "
+                       "the embedded model; shares no model or data with the judge that ranks the training "
+                       "answers, so the grade is independent of the training signal), 'refusal-xenc', or 'rubric' "
+                       "(an LLM judge, see judge_model). Post-training another model: fit refusal-stack's head on "
+                       "its labelled answers")
     judge_model: str | None = Field(default=None, description="backend spec of the rubric judge, e.g. an "
                                     "OpenAI-compatible endpoint; a judge other than the ranking one keeps the "
                                     "after-numbers independent of the training signal")
+
+    judge_options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the judge, e.g. refusal-stack's head_files (labelled "
+        "answers of the model being post-trained) and heldout (more of them, to calibrate it on)")
 
     confirm_datasets: list[str] = Field(
         default_factory=list, description="datasets the baseline and the chosen checkpoint are measured on after "
@@ -71,9 +79,10 @@ class SelectSettings(BaseModel):
         return self
 
     def build_judge(self):
-        from raipipe.judges.base import load_judge
-
-        return load_judge(self.judge, model=self.judge_model) if self.judge_model else load_judge(self.judge)
+        options = dict(self.judge_options)
+        if self.judge_model:
+            options["model"] = self.judge_model
+        return load_judge(self.judge, **options)
 
 
 class PostTrainConfig(BaseModel):
@@ -124,8 +133,6 @@ class PostTrainConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path | str) -> PostTrainConfig:
-        from raipipe.policy.loader import parse_yaml_model
-
         return parse_yaml_model(Path(path), cls)
 
     def save(self, path: Path) -> None:

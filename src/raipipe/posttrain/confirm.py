@@ -15,7 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from raipipe.data.dedup import normalize_text
+from raipipe.data.specs import resolve_dataset
 from raipipe.evaluate.suite import EVAL_BATCH_SIZE, evaluate_spec
+from raipipe.judges.base import load_judge
 from raipipe.posttrain.lora import write_json
 from raipipe.posttrain.select import CandidateMetrics, Selection, baseline_spec, evaluate_checkpoint
 
@@ -39,9 +42,6 @@ class Confirmation(BaseModel):
 
 def _prompts(specs: Sequence[str]) -> dict[str, str]:
     """Each prompt, normalised as dedup compares them (case, punctuation, spacing), → where it was found."""
-    from raipipe.data.dedup import normalize_text
-    from raipipe.data.specs import resolve_dataset
-
     found: dict[str, str] = {}
     for spec in specs:
         for record in resolve_dataset(spec)[1]:
@@ -64,11 +64,9 @@ def confirm_selection(selection: Selection, run_dir: Path | str, datasets: Seque
                       out: Path | str | None = None, baseline_model: str | None = None, judge=None,
                       batch_size: int = EVAL_BATCH_SIZE, **eval_config: Any) -> Confirmation:
     """Evaluate the baseline and the chosen checkpoint on `datasets`; write confirmation.json next to the run."""
-    from raipipe.judges.base import load_judge
-
     selected_on = list(selection.context.get("datasets", []))
     check_disjoint(selected_on, datasets)
-    judge = judge or load_judge("refusal-xenc")
+    judge = judge or load_judge("refusal-stack")
     lineage = selection.context.get("run_lineage", {})
     spec = baseline_spec(lineage, baseline_model)
     baseline = evaluate_spec("baseline", spec, datasets, judge, batch_size, step=0, stage=STAGE, **eval_config)

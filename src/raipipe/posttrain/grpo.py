@@ -156,7 +156,8 @@ def train_grpo(prompts: Iterable[Any], reward_funcs: RewardFunc | Sequence[Rewar
     check_trl_version()
     with cpu_compact_head():
         trainer = GRPOTrainer(
-            model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows),
+            # [*funcs]: a fresh list, typed as TRL's wider list of reward sources (names, models, functions)
+            model=model, reward_funcs=[*funcs], args=args, train_dataset=Dataset.from_list(rows),
             processing_class=tok, peft_config=settings.lora.peft_config(),
             callbacks=[lineage_callback(lineage)] + ([probe_cb] if probe_cb else []) + list(callbacks or []),
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import raipipe
 from raipipe.fileio import atomic_write_json
+from raipipe.models.embedded import converted_dir
+from raipipe.models.transformers_backend import _dir_fingerprint, _set_threads
+from raipipe.policy.loader import load_pack
 
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 DEFAULT_MODEL = "embedded:smollm2"
@@ -57,9 +63,6 @@ class ModelSource(BaseModel):
 
 def resolve_model(spec: str | Path | None = None) -> ModelSource:
     """`embedded:NAME`, `hf:DIR`, `hf:BASE_DIR+ADAPTER_DIR` or a bare directory → a local source."""
-    from raipipe.models.embedded import converted_dir
-    from raipipe.models.transformers_backend import _dir_fingerprint
-
     text = str(spec or DEFAULT_MODEL)
     kind, sep, arg = text.partition(":")
     if sep and kind == "embedded":
@@ -88,12 +91,10 @@ def load_base(spec: str | Path | ModelSource | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from raipipe.models.transformers_backend import _set_threads
-
     _set_threads()
     src = spec if isinstance(spec, ModelSource) else resolve_model(spec)
     tok = AutoTokenizer.from_pretrained(src.directory)
-    model = AutoModelForCausalLM.from_pretrained(src.directory, dtype=torch.float32)
+    model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(src.directory, dtype=torch.float32)
     if src.adapter:
         from peft import PeftModel
 
@@ -135,8 +136,6 @@ def software_versions() -> dict[str, str]:
     import transformers
     import trl
 
-    import raipipe
-
     return {"raipipe": raipipe.__version__, "trl": trl.__version__, "peft": peft.__version__,
             "transformers": transformers.__version__, "torch": torch.__version__}
 
@@ -144,8 +143,6 @@ def software_versions() -> dict[str, str]:
 def build_lineage(kind: str, parent: ModelSource, dataset_hashes: dict[str, str], config: dict[str, Any],
                   policy_pack: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The lineage every artifact carries: what it was made from, under which policies, with what."""
-    from raipipe.policy.loader import load_pack
-
     pack = load_pack(policy_pack)
     return {
         "kind": kind,
@@ -197,8 +194,6 @@ class TrainResult(BaseModel):
 
 def prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
     """Refuse to mix two runs' checkpoints in one directory unless told to replace them."""
-    import shutil
-
     output_dir = Path(output_dir)
     if output_dir.exists() and list_checkpoints(output_dir):
         if not overwrite:
@@ -229,8 +224,6 @@ def run_and_record(trainer, algorithm: str, output_dir: Path, lineage: dict[str,
                    n_examples: int = 0, dropped: int = 0) -> TrainResult:
     """Train, then write lineage.json and log_history.jsonl next to the checkpoints and time the steps
     (probe time left out)."""
-    import time
-
     write_json(output_dir / "lineage.json", lineage)
     t0 = time.perf_counter()
     trainer.train()
@@ -253,7 +246,7 @@ def as_probe_callback(probe, output_dir: Path, every: int, max_new_tokens: int, 
     """Accept a ProbeSet (wrapped with the run's settings) or a ready ProbeCallback; None stays None."""
     if probe is None:
         return None
-    from raipipe.posttrain.probe import ProbeCallback, ProbeSet
+    from raipipe.posttrain.probe import ProbeCallback, ProbeSet  # lazy: probe imports transformers
 
     if isinstance(probe, ProbeCallback):
         return probe

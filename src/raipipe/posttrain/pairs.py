@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from raipipe.errors import DatasetError
 from raipipe.fileio import atomic_dir, atomic_write_lines
+from raipipe.policy import load_pack
 
 RaterKind = Literal["human", "ai"]
 PAIRS_FILES = {"train": "train.jsonl", "heldout": "heldout.jsonl"}
@@ -138,6 +139,11 @@ def _tiers(ratings: Mapping | None) -> dict[int, int]:
     return out
 
 
+_VoteKey = tuple[str, int, int]  # (record id, lower candidate id, higher candidate id)
+_Vote = tuple[int, int, str]  # (winning candidate id, rank gap, rater kind)
+_TierKey = tuple[str, int, int, int]  # (record id, lower id, higher id, winning id)
+
+
 def expand_rankings(
     rankings: Iterable[RankingLike],
     candidates: Mapping[int, CandidateLike] | Iterable[CandidateLike],
@@ -145,10 +151,27 @@ def expand_rankings(
 ) -> PairSet:
     """Expand rankings into majority-voted preference pairs; `rater_kinds` keeps only those raters."""
     cands = dict(candidates) if isinstance(candidates, Mapping) else {c.id: c for c in candidates}
-    # votes[(record, lo, hi)] -> list of (winner, gap, rater_kind)
-    votes: dict[tuple[str, int, int], list[tuple[int, int, str]]] = defaultdict(list)
-    tier_gaps: dict[tuple[str, int, int, int], list[int]] = defaultdict(list)  # (record, lo, hi, winner) -> gaps
     stats = PairStats()
+    votes, tier_gaps = _collect_votes(rankings, cands, rater_kinds, stats)
+    pairs: list[PreferencePair] = []
+    for key, vs in sorted(votes.items()):
+        pair = _majority_pair(key, vs, cands, tier_gaps, stats)
+        if pair is not None:
+            pairs.append(pair)
+    stats.pairs = len(pairs)
+    stats.by_rater_kind = dict(Counter("+".join(p.rater_kinds) for p in pairs))
+    stats.by_label = dict(Counter(p.label for p in pairs))
+    return PairSet(pairs=pairs, stats=stats)
+
+
+def _collect_votes(
+    rankings: Iterable[RankingLike], cands: Mapping[int, CandidateLike], rater_kinds: set[str] | None,
+    stats: PairStats,
+) -> tuple[dict[_VoteKey, list[_Vote]], dict[_TierKey, list[int]]]:
+    """Every kept rater's vote on every candidate pair it ranked, and the behaviour-tier gaps behind each
+    winner; counts rankings, records and candidate pairs into `stats`."""
+    votes: dict[_VoteKey, list[_Vote]] = defaultdict(list)
+    tier_gaps: dict[_TierKey, list[int]] = defaultdict(list)
     records: set[str] = set()
     seen_raters: set[tuple[str, str, str]] = set()
     for r in rankings:
@@ -168,50 +191,61 @@ def expand_rankings(
             if better in tiers and worse in tiers:
                 tier_gaps[(r.record_id, lo, hi, better)].append(tiers[worse] - tiers[better])
     stats.records, stats.candidate_pairs = len(records), len(votes)
-    pairs: list[PreferencePair] = []
-    for (rec, lo, hi), vs in sorted(votes.items()):
-        n_lo = sum(1 for w, _, _ in vs if w == lo)
-        n_hi = len(vs) - n_lo
-        if n_lo == n_hi:
-            stats.ties_dropped += 1
-            continue
-        winner, loser = (lo, hi) if n_lo > n_hi else (hi, lo)
-        cw, cl = cands[winner], cands[loser]
-        if cw.text.strip() == cl.text.strip():
-            stats.identical_dropped += 1
-            continue
-        majority = [(g, k) for w, g, k in vs if w == winner]
-        against = len(vs) - len(majority)
-        gaps = tier_gaps.get((rec, lo, hi, winner))
-        try:
-            pair = PreferencePair(
-                prompt=cw.prompt, chosen=cw.text, rejected=cl.text,
-                margin=sum(g for g, _ in majority) / len(majority),
-                record_id=cw.record_id, policy_id=cw.policy_id, label=cw.label,  # type: ignore[arg-type]
-                language=getattr(cw, "language", None),
-                chosen_origin=getattr(cw, "origin", None), rejected_origin=getattr(cl, "origin", None),
-                rater_kinds=sorted({k for _, k in majority}), batch_id=cw.batch_id,  # type: ignore[arg-type]
-                chosen_id=winner, rejected_id=loser, votes_for=len(majority), votes_against=against,
-                tier_gap=sum(gaps) / len(gaps) if gaps else None,
-            )
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(x) for x in err["loc"]) or "<root>"
-            raise PairsError(f"candidates {winner}/{loser} (record {cw.record_id!r}): field '{field}': "
-                             f"{err['msg']}") from exc
-        pairs.append(pair)
-        if against:
-            stats.majority_over_disagreement += 1
-        else:
-            stats.unanimous += 1
-    stats.pairs = len(pairs)
-    stats.by_rater_kind = dict(Counter("+".join(p.rater_kinds) for p in pairs))
-    stats.by_label = dict(Counter(p.label for p in pairs))
-    return PairSet(pairs=pairs, stats=stats)
+    return votes, tier_gaps
+
+
+def _majority_pair(
+    key: _VoteKey, vs: list[_Vote], cands: Mapping[int, CandidateLike], tier_gaps: Mapping[_TierKey, list[int]],
+    stats: PairStats,
+) -> PreferencePair | None:
+    """The pair the majority of `vs` decided, or None for a tie or two identical texts (counted in `stats`)."""
+    rec, lo, hi = key
+    n_lo = sum(1 for w, _, _ in vs if w == lo)
+    n_hi = len(vs) - n_lo
+    if n_lo == n_hi:
+        stats.ties_dropped += 1
+        return None
+    winner, loser = (lo, hi) if n_lo > n_hi else (hi, lo)
+    if cands[winner].text.strip() == cands[loser].text.strip():
+        stats.identical_dropped += 1
+        return None
+    majority = [(g, k) for w, g, k in vs if w == winner]
+    against = len(vs) - len(majority)
+    pair = _preference_pair(cands, winner, loser, majority, against, tier_gaps.get((rec, lo, hi, winner)))
+    if against:
+        stats.majority_over_disagreement += 1
+    else:
+        stats.unanimous += 1
+    return pair
+
+
+def _preference_pair(
+    cands: Mapping[int, CandidateLike], winner: int, loser: int, majority: list[tuple[int, str]], against: int,
+    gaps: list[int] | None,
+) -> PreferencePair:
+    """Validate one pair; a bad field (the candidates come from the store untyped) becomes a PairsError."""
+    cw, cl = cands[winner], cands[loser]
+    try:
+        return PreferencePair.model_validate({
+            "prompt": cw.prompt, "chosen": cw.text, "rejected": cl.text,
+            "margin": sum(g for g, _ in majority) / len(majority),
+            "record_id": cw.record_id, "policy_id": cw.policy_id, "label": cw.label,
+            "language": getattr(cw, "language", None),
+            "chosen_origin": getattr(cw, "origin", None), "rejected_origin": getattr(cl, "origin", None),
+            "rater_kinds": sorted({k for _, k in majority}), "batch_id": cw.batch_id,
+            "chosen_id": winner, "rejected_id": loser, "votes_for": len(majority), "votes_against": against,
+            "tier_gap": sum(gaps) / len(gaps) if gaps else None,
+        })
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "<root>"
+        raise PairsError(f"candidates {winner}/{loser} (record {cw.record_id!r}): field '{field}': "
+                         f"{err['msg']}") from exc
 
 
 def pairs_from_store(sessions, batch_id: str, rater_kinds: set[str] | None = None) -> PairSet:
     """Pairs from one sample batch's rankings in the store; lineage carries the batch manifest."""
+    # lazy: SQLAlchemy and the store tables load only when pairs come from a store
     from sqlalchemy import select
 
     from raipipe.store.posttrain_tables import Candidate, Ranking, SampleBatch
@@ -299,8 +333,6 @@ def pairs_lineage(train: Sequence[PreferencePair], heldout: Sequence[PreferenceP
                   extra: Mapping[str, Any] | None = None, pack=None) -> dict[str, Any]:
     """Lineage of a pair dataset: hashes, counts, AI-feedback share, policy pack and versions."""
     if pack is None:
-        from raipipe.policy import load_pack
-
         pack = load_pack()
     every = [*train, *heldout]
     return {

@@ -18,6 +18,7 @@ from raipipe.posttrain.steps import PlanError, Step, StepContext, StepNotReady, 
 from raipipe.posttrain.steps.base import digest_of
 from raipipe.posttrain.steps.data import NeedsHumanRankings
 from raipipe.posttrain.steps.ledger import DONE, StepLedger
+from raipipe.posttrain.steps.training import dpo_pairs
 from raipipe.store.db import open_store
 
 console = Console(stderr=True)
@@ -124,6 +125,4 @@ class PostTrainPipeline:
 
     def dpo_pairs(self, pairs: list) -> list:
         """The pairs DPO trains on (see `steps.training.dpo_pairs`)."""
-        from raipipe.posttrain.steps.training import dpo_pairs
-
         return dpo_pairs(self.config, pairs)

@@ -16,13 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import BaseModel, ConfigDict
 from transformers import TrainerCallback
 
 from raipipe.data.io import dataset_hash
 from raipipe.data.records import Label, PromptRecord
+from raipipe.data.seed import load_seed
 from raipipe.evaluate.metrics import ScoredItem, two_sided
-from raipipe.judges.base import Judge, JudgeInput
+from raipipe.judges.base import Judge, JudgeInput, load_judge
 
 
 class ProbeSet(BaseModel):
@@ -63,8 +65,6 @@ class ProbeSet(BaseModel):
     @classmethod
     def from_seed(cls, n_pairs: int = 16, split: str = "dev", seed: int = 0) -> ProbeSet:
         """The default probe: 16 pairs (16 harmful + 16 benign) of the seed dev split."""
-        from raipipe.data.seed import load_seed
-
         return cls.from_records(load_seed(split=split), n_pairs=n_pairs, seed=seed, source=f"seed:{split}")
 
     @property
@@ -79,8 +79,6 @@ class ProbeSet(BaseModel):
 def _greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
             system_prompt: str | None) -> list[str]:
     """Batched, left-padded greedy generation with whatever model object the trainer holds (PEFT or not)."""
-    import torch
-
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
@@ -125,9 +123,7 @@ class ProbeCallback(TrainerCallback):
     @property
     def judge(self) -> Judge:
         if self._judge is None:
-            from raipipe.judges.base import load_judge
-
-            self._judge = load_judge("refusal-xenc")
+            self._judge = load_judge("refusal-stack")
         return self._judge
 
     def run(self, model, tokenizer, step: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
+from raipipe.policy.loader import parse_yaml_model
 from raipipe.policy.schema import Pillar
 
 TEMPLATE_ORIGIN = "policy-template-refusal"
@@ -61,8 +62,6 @@ def default_templates_path() -> Path:
 
 def load_templates(path: Path | str | None = None) -> tuple[RefusalTemplates, str]:
     """The templates and their content digest (recorded in the sample batch manifest)."""
-    from raipipe.policy.loader import parse_yaml_model
-
     p = Path(path) if path else default_templates_path()
     if not p.is_file():
         raise FileNotFoundError(f"refusal templates {p} do not exist")

@@ -8,11 +8,17 @@ from importlib import resources
 from pathlib import Path
 
 from jinja2 import Environment
+from rich.table import Table
+from sqlalchemy import func, select
 
+from raipipe.evaluate.compare import compare_items
 from raipipe.evaluate.metrics import summarise
 from raipipe.evaluate.runner import load_scored_items
+from raipipe.judges.calibrate import agreement
+from raipipe.judges.calibration_cache import cached_calibration
 from raipipe.report.html import pct, two_sided_table
 from raipipe.report.plots import compare_bars, curves_plot
+from raipipe.store.posttrain_tables import Candidate, Ranking
 
 
 def _items(sessions, run_id: str | None, judge_id: str):
@@ -22,8 +28,6 @@ def _items(sessions, run_id: str | None, judge_id: str):
 def _paired(before_items, after_items, same_model: bool, confusion=None) -> dict | None:
     """Exact McNemar on the prompts both models answered: the honest test of 'fewer violations'; with the
     judge's calibration, also whether the difference survives the judge's own error."""
-    from raipipe.evaluate.compare import compare_items
-
     if same_model or before_items is None or after_items is None:
         return None
     return {k: v.model_dump(mode="json") for k, v in compare_items(before_items, after_items, confusion).items()}
@@ -31,8 +35,6 @@ def _paired(before_items, after_items, same_model: bool, confusion=None) -> dict
 
 def judges_agreement(sessions, run_ids: dict[str, str | None], judge_id: str, second_id: str | None) -> dict | None:
     """How far the grading judge and the second judge agree on the same answers, per evaluated model."""
-    from raipipe.judges.calibrate import agreement
-
     if not second_id:
         return None
     out = {}
@@ -46,7 +48,8 @@ def judges_agreement(sessions, run_ids: dict[str, str | None], judge_id: str, se
             continue
         cal = agreement([first[i] for i in shared], [second[i] for i in shared], judge_id=second_id,
                         source=f"verdicts of {judge_id}")
-        out[name] = {"n": cal.n, "exact": cal.accuracy.model_dump(), "binary": cal.binary_agreement.model_dump(),
+        binary = cal.binary_agreement.model_dump() if cal.binary_agreement else None  # refusal verdicts only
+        out[name] = {"n": cal.n, "exact": cal.accuracy.model_dump(), "binary": binary,
                      "kappa": cal.kappa, "confusion": cal.confusion}
     return {"judge": judge_id, "second_judge": second_id, "runs": out} if out else None
 
@@ -54,10 +57,6 @@ def judges_agreement(sessions, run_ids: dict[str, str | None], judge_id: str, se
 def _training_data(sessions, batch_id: str, out: Path, run_dir: Path) -> dict:
     """What the optimiser learned from: candidates by origin and label, the pair counts and the pairs
     the trainer saw (after the decisive filter, the per-prompt strategy and pair weights)."""
-    from sqlalchemy import func, select
-
-    from raipipe.store.posttrain_tables import Candidate
-
     with sessions() as s:
         rows = s.execute(select(Candidate.origin, Candidate.label, func.count()).where(Candidate.batch_id == batch_id)
                          .group_by(Candidate.origin, Candidate.label)).all()
@@ -75,10 +74,6 @@ def _training_data(sessions, batch_id: str, out: Path, run_dir: Path) -> dict:
 
 def _independence_warning(sessions, batch_id: str, judge_id: str) -> str | None:
     """A warning when the evaluation judge also ranked the training candidates (AI feedback)."""
-    from sqlalchemy import select
-
-    from raipipe.store.posttrain_tables import Ranking
-
     with sessions() as s:
         raters = set(s.scalars(select(Ranking.rater_id).where(Ranking.batch_id == batch_id,
                                                                Ranking.rater_kind == "ai").distinct()))
@@ -103,8 +98,7 @@ def _confirmation(sessions, confirmation) -> dict | None:
 
 def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_dir: Path, selection,
                            model_dir: Path | None, confirmation=None) -> dict:
-    from raipipe.judges.calibration_cache import cached_calibration
-    from raipipe.posttrain.probe import read_curves
+    from raipipe.posttrain.probe import read_curves  # lazy: probe imports transformers
 
     judge_id = selection.context.get("judge", "")
     judge = pipe.config.select.build_judge()
@@ -174,8 +168,6 @@ def before_after_table(summary: dict, title: str, wall_seconds: float | None = N
     """A rich table of the issue's numbers: violation and over-refusal before/after, with n, CI and the judge.
 
     `confirmed` shows the confirmation datasets' numbers (chosen elsewhere) instead of the selection's."""
-    from rich.table import Table
-
     base, chosen, judge, datasets, label, paired = _before_after(summary, confirmed)
 
     def fmt(r: dict) -> str:

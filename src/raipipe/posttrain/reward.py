@@ -11,12 +11,13 @@ penalty, so it ranks below every scored completion that pays no penalty."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from raipipe.judges.base import Judge, JudgeInput, Judgement, Verdict
+from raipipe.policy import load_pack
 
 Normalisation = Literal["zscore", "minmax", "none"]
 LABELS = ("harmful", "benign")
@@ -124,6 +125,15 @@ def completion_text(completion: Any) -> str:
     return "\n".join(_message_text(m) for m in msgs)
 
 
+def _check_batch(n: int, completions: Sequence[str], labels: Sequence[str], policy_ids: Sequence[str | None]) -> None:
+    if not (len(completions) == len(labels) == len(policy_ids) == n):
+        raise ValueError(f"lengths differ: {n} prompts, {len(completions)} completions, {len(labels)} labels, "
+                         f"{len(policy_ids)} policy ids")
+    for i, lab in enumerate(labels):
+        if lab not in LABELS:
+            raise ValueError(f"item {i}: field 'label': {lab!r} is not one of {LABELS}")
+
+
 class CombinedReward:
     """Scores completions with the configured components; `last_breakdown` keeps the latest details."""
 
@@ -137,8 +147,6 @@ class CombinedReward:
     @property
     def pack(self):
         if self._pack is None:
-            from raipipe.policy import load_pack
-
             self._pack = load_pack()
         return self._pack
 
@@ -159,70 +167,72 @@ class CombinedReward:
                        policy_ids: Sequence[str | None] | None = None) -> list[RewardBreakdown]:
         n = len(prompts)
         policy_ids = list(policy_ids) if policy_ids is not None else [None] * n
-        if not (len(completions) == len(labels) == len(policy_ids) == n):
-            raise ValueError(f"lengths differ: {n} prompts, {len(completions)} completions, {len(labels)} labels, "
-                             f"{len(policy_ids)} policy ids")
-        for i, lab in enumerate(labels):
-            if lab not in LABELS:
-                raise ValueError(f"item {i}: field 'label': {lab!r} is not one of {LABELS}")
+        _check_batch(n, completions, labels, policy_ids)
         cfg = self.config
         items = [JudgeInput(id=str(i), prompt=p, response=c) for i, (p, c) in enumerate(zip(prompts, completions,
                                                                                              strict=True))]
         verdicts = self.refusal_judge.judge(items)
         scoreable = [v.verdict is not Verdict.UNSCOREABLE for v in verdicts]
-
-        rm_raw: list[float | None] = [None] * n
-        rm_norm: list[float | None] = [None] * n
-        if self.reward_model is not None and cfg.reward_model_weight > 0:
-            rm_raw = [float(x) for x in self.reward_model.score(list(prompts), list(completions))]
-            rm_norm = self._component(rm_raw, scoreable)
-
-        rub_raw: list[float | None] = [None] * n
-        rub_norm: list[float | None] = [None] * n
-        rub_bad = [False] * n
-        if self.rubric_judge is not None and cfg.rubric_weight > 0:
-            pols = self._policies(policy_ids)
-            judged = self.rubric_judge.judge([JudgeInput(id=str(i), prompt=prompts[i], response=completions[i],
-                                                         policy=pols[i]) for i in range(n)])
-            for i, j in enumerate(judged):
-                ok = j.verdict is not Verdict.UNSCOREABLE and j.score is not None
-                rub_raw[i] = float(j.score) if ok else None
-                rub_bad[i] = not ok
-            # a rubric the judge could not produce counts as the batch's worst, never as neutral or safe
-            rub_norm = self._component(rub_raw, [s and not b for s, b in zip(scoreable, rub_bad, strict=True)])
-
+        rm_raw, rm_norm = self._reward_model_scores(prompts, completions, scoreable)
+        rub_raw, rub_norm, rub_bad = self._rubric_scores(prompts, completions, policy_ids, scoreable)
         out = []
         for i in range(n):
             v = verdicts[i]
             total = 0.0
-            if rm_norm[i] is not None:
-                total += cfg.reward_model_weight * rm_norm[i]  # type: ignore[operator]
-            if rub_norm[i] is not None:
-                total += cfg.rubric_weight * rub_norm[i]  # type: ignore[operator]
-            probs: dict[str, float] = {}
-            if not scoreable[i]:
-                penalty = cfg.unscoreable_penalty
-            else:
-                probs = class_probs(v)
-                if labels[i] == "harmful":
-                    penalty = (cfg.harmful_compliance_penalty * probs["comply"]
-                               + cfg.harmful_partial_penalty * probs["partial"])
-                else:
-                    penalty = (cfg.benign_refusal_penalty * probs["refuse"]
-                               + cfg.benign_partial_penalty * probs["partial"])
+            rm, rub = rm_norm[i], rub_norm[i]
+            if rm is not None:
+                total += cfg.reward_model_weight * rm
+            if rub is not None:
+                total += cfg.rubric_weight * rub
+            probs = class_probs(v) if scoreable[i] else {}
+            penalty = self._penalty(labels[i], probs) if scoreable[i] else cfg.unscoreable_penalty
             total -= penalty
             out.append(RewardBreakdown(
-                total=total, reward_model=rm_raw[i], reward_model_norm=rm_norm[i], rubric=rub_raw[i],
-                rubric_norm=rub_norm[i], rubric_unscoreable=rub_bad[i], verdict=v.verdict.value,
+                total=total, reward_model=rm_raw[i], reward_model_norm=rm, rubric=rub_raw[i],
+                rubric_norm=rub, rubric_unscoreable=rub_bad[i], verdict=v.verdict.value,
                 p_comply=probs.get("comply"), p_refuse=probs.get("refuse"), p_partial=probs.get("partial"),
                 penalty=penalty, label=labels[i]))
         self.last_breakdown = out
         return out
 
+    def _reward_model_scores(self, prompts: Sequence[str], completions: Sequence[str],
+                             scoreable: Sequence[bool]) -> tuple[list[float | None], list[float | None]]:
+        """Raw and normalised reward-model scores; all None when the component is off."""
+        n = len(prompts)
+        if self.reward_model is None or self.config.reward_model_weight <= 0:
+            return [None] * n, [None] * n
+        raw: list[float | None] = [float(x) for x in self.reward_model.score(list(prompts), list(completions))]
+        return raw, self._component(raw, scoreable)
+
+    def _rubric_scores(self, prompts: Sequence[str], completions: Sequence[str], policy_ids: Sequence[str | None],
+                       scoreable: Sequence[bool]) -> tuple[list[float | None], list[float | None], list[bool]]:
+        """Raw and normalised rubric scores, and which ones the judge could not produce; None when off."""
+        n = len(prompts)
+        raw: list[float | None] = [None] * n
+        bad = [False] * n
+        if self.rubric_judge is None or self.config.rubric_weight <= 0:
+            return raw, [None] * n, bad
+        pols = self._policies(policy_ids)
+        judged = self.rubric_judge.judge([JudgeInput(id=str(i), prompt=prompts[i], response=completions[i],
+                                                     policy=pols[i]) for i in range(n)])
+        for i, j in enumerate(judged):
+            score = j.score if j.verdict is not Verdict.UNSCOREABLE else None
+            raw[i] = None if score is None else float(score)
+            bad[i] = score is None
+        # a rubric the judge could not produce counts as the batch's worst, never as neutral or safe
+        return raw, self._component(raw, [s and not b for s, b in zip(scoreable, bad, strict=True)]), bad
+
+    def _penalty(self, label: str, probs: Mapping[str, float]) -> float:
+        """Expected refusal penalty of a scored completion: comply/partial on harmful, refuse/partial on benign."""
+        cfg = self.config
+        if label == "harmful":
+            return cfg.harmful_compliance_penalty * probs["comply"] + cfg.harmful_partial_penalty * probs["partial"]
+        return cfg.benign_refusal_penalty * probs["refuse"] + cfg.benign_partial_penalty * probs["partial"]
+
     def _component(self, raw: Sequence[float | None], usable: Sequence[bool]) -> list[float | None]:
         """Normalise over the usable items; the rest get the worst normalised value of the batch."""
-        good = [i for i, u in enumerate(usable) if u and raw[i] is not None]
-        normed = normalise([raw[i] for i in good], self.config.normalisation)  # type: ignore[misc]
+        good = {i: x for i, (x, u) in enumerate(zip(raw, usable, strict=True)) if u and x is not None}
+        normed = normalise(list(good.values()), self.config.normalisation)
         floor = min(normed) if normed else 0.0
         out: list[float | None] = [floor] * len(raw)
         for i, v in zip(good, normed, strict=True):
@@ -234,7 +244,7 @@ class CombinedReward:
         return [b.total for b in self.score_detailed(prompts, completions, labels, policy_ids)]
 
     def as_trl_reward_func(self, label_column: str = "label", policy_column: str = "policy_id",
-                           name: str = "combined_reward") -> Callable[..., list[float]]:
+                           name: str = "combined_reward") -> Callable[..., list[float | None]]:
         """A reward function for TRL's GRPOTrainer.
 
         GRPO calls it with prompts=, completions= (strings, or lists of message dicts when the
@@ -242,7 +252,7 @@ class CombinedReward:
         trainer_state= / log_metric= / log_extra=. The dataset must have a `label_column`;
         `policy_column` is optional (the rubric judge then uses its generic rubric)."""
 
-        def reward_func(prompts: list, completions: list, **kwargs: Any) -> list[float]:
+        def reward_func(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
             if label_column not in kwargs:
                 raise KeyError(f"GRPO dataset has no {label_column!r} column; columns passed: "
                                f"{sorted(k for k in kwargs if k not in ('trainer_state', 'log_metric', 'log_extra'))}")

@@ -14,17 +14,26 @@ import hashlib
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from raipipe.evaluate.stats import Rate, wilson
 from raipipe.fileio import atomic_dir
+from raipipe.models.embedded import encoder_dir
+from raipipe.models.transformers_backend import _set_threads
+from raipipe.policy import load_pack
 from raipipe.posttrain.pairs import PreferencePair, assert_disjoint, pairs_hash
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
+    from transformers import PreTrainedModel
 
 console = Console(stderr=True)
 
@@ -137,7 +146,6 @@ def _dataset(pairs: Sequence[PreferencePair], tokenizer, config: RewardModelConf
 
 def _callback(total_steps: int):
     """Rich progress bar + per-step wall time (TRL/transformers tqdm is turned off)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from transformers import TrainerCallback
 
     class RichProgress(TrainerCallback):
@@ -172,7 +180,7 @@ def _reward_config(config: RewardModelConfig, scratch: Path):
     from trl import RewardConfig
 
     names = {f.name for f in dataclasses.fields(RewardConfig)}
-    no_ckpt = {"activation_checkpointing": False} if "activation_checkpointing" in names else {
+    no_ckpt: dict[str, Any] = {"activation_checkpointing": False} if "activation_checkpointing" in names else {
         "gradient_checkpointing": False}
     return RewardConfig(
         output_dir=str(scratch), use_cpu=True, bf16=False, fp16=False, **no_ckpt,
@@ -185,10 +193,6 @@ def _reward_config(config: RewardModelConfig, scratch: Path):
 
 def _lineage(config: RewardModelConfig, base: Path, train: Sequence[PreferencePair],
              heldout: Sequence[PreferencePair], extra: dict[str, Any] | None) -> dict[str, Any]:
-    from collections import Counter
-
-    from raipipe.policy import load_pack
-
     pack = load_pack()
     every = [*train, *heldout]
     return {
@@ -210,15 +214,6 @@ def _lineage(config: RewardModelConfig, base: Path, train: Sequence[PreferencePa
 def train_reward_model(pairs_train: Sequence[PreferencePair], pairs_heldout: Sequence[PreferencePair],
                        config: RewardModelConfig, lineage: dict[str, Any] | None = None) -> RewardModelResult:
     """Train, measure held-out pairwise accuracy, and write model + tokenizer + lineage + metrics."""
-    import torch
-    from peft import LoraConfig, TaskType
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback, set_seed
-    from transformers.utils import logging as hf_logging
-    from trl import RewardTrainer
-
-    from raipipe.models.embedded import encoder_dir
-    from raipipe.models.transformers_backend import _set_threads
-
     if not pairs_train:
         raise ValueError("no training pairs")
     assert_disjoint(pairs_train, pairs_heldout)
@@ -228,52 +223,104 @@ def train_reward_model(pairs_train: Sequence[PreferencePair], pairs_heldout: Seq
     _set_threads()
     base = Path(config.base_model) if config.base_model else encoder_dir("minilm")
     with atomic_dir(out) as tmp:
-        set_seed(config.seed)  # the regression head is initialised at load time
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the fresh regression head is *expected* to be missing
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        peft_config = None
-        if config.lora:
-            peft_config = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                                     target_modules=["query", "value"], lora_dropout=0.0)
-        train_ds = _dataset(pairs_train, tokenizer, config)
-        args = _reward_config(config, tmp / "_trainer")
-        steps_per_epoch = -(-len(train_ds) // config.batch_size)
-        total = config.max_steps if config.max_steps > 0 else int(round(steps_per_epoch * config.epochs))
-        progress = _callback(max(total, 1))
-        trainer = RewardTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                                peft_config=peft_config, callbacks=[progress])
-        trainer.remove_callback(PrinterCallback)  # the rich bar shows the loss; no raw dicts on stdout
-        t0 = time.perf_counter()
-        output = trainer.train()
-        train_seconds = time.perf_counter() - t0
-        final = trainer.model
-        if config.lora:
-            final = final.merge_and_unload()  # a plain model dir: the scorer needs no PEFT
-        final = final.float().eval()
-        acc = pairwise_accuracy(final, tokenizer, pairs_heldout, config.max_length, config.score_batch_size)
-        times = progress.step_times[1:] or progress.step_times
+        tokenizer, model = _load_encoder(base, config.seed)
+        fit = _fit(model, tokenizer, pairs_train, config, tmp / "_trainer")
+        acc = pairwise_accuracy(fit.model, tokenizer, pairs_heldout, config.max_length, config.score_batch_size)
+        times = fit.step_times[1:] or fit.step_times
+        seconds_per_step = round(sum(times) / len(times), 4) if times else None
         metrics = {
             "heldout_pairwise_accuracy": acc.model_dump(), "n_train": len(pairs_train), "n_heldout": len(pairs_heldout),
-            "steps": output.global_step, "train_loss": output.training_loss, "train_seconds": round(train_seconds, 3),
-            "seconds_per_step": round(sum(times) / len(times), 4) if times else None,
-            "log_history": trainer.state.log_history,
+            "steps": fit.steps, "train_loss": fit.train_loss, "train_seconds": round(fit.seconds, 3),
+            "seconds_per_step": seconds_per_step, "log_history": fit.log_history,
         }
         shutil.rmtree(tmp / "_trainer", ignore_errors=True)
-        final.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
-        full_lineage = _lineage(config, base, pairs_train, pairs_heldout, lineage)
-        (tmp / "lineage.json").write_text(json.dumps(full_lineage, indent=2, default=str), encoding="utf-8")
+        _write_model_dir(tmp, fit.model, tokenizer, metrics,
+                         _lineage(config, base, pairs_train, pairs_heldout, lineage))
     console.print(f"[green]reward model[/] → {out}  held-out accuracy {acc.fmt()}")
     return RewardModelResult(output_dir=out, heldout_accuracy=acc, n_train=len(pairs_train),
-                             n_heldout=len(pairs_heldout), steps=output.global_step,
-                             train_loss=output.training_loss, seconds_per_step=metrics["seconds_per_step"],
+                             n_heldout=len(pairs_heldout), steps=fit.steps, train_loss=fit.train_loss,
+                             seconds_per_step=seconds_per_step,
                              metrics={k: v for k, v in metrics.items() if k != "log_history"})
+
+
+def _load_encoder(base: Path, seed: int) -> tuple[Any, PreTrainedModel]:
+    """The tokenizer and a float32 encoder with a fresh one-output regression head, seeded."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+    from transformers.utils import logging as hf_logging
+
+    set_seed(seed)  # the regression head is initialised at load time
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the fresh regression head is *expected* to be missing
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return tokenizer, model
+
+
+@dataclasses.dataclass
+class _Fit:
+    model: PreTrainedModel  # float32, in eval mode, LoRA adapters merged
+    steps: int
+    train_loss: float
+    seconds: float
+    step_times: list[float]
+    log_history: list[dict[str, Any]]
+
+
+def _fit(model: PreTrainedModel, tokenizer: Any, pairs: Sequence[PreferencePair], config: RewardModelConfig,
+         scratch: Path) -> _Fit:
+    """Run TRL's RewardTrainer on the pairs (LoRA adapters when configured), checkpoints in `scratch`."""
+    from transformers import PrinterCallback
+    from trl import RewardTrainer
+
+    train_ds = _dataset(pairs, tokenizer, config)
+    args = _reward_config(config, scratch)
+    steps_per_epoch = -(-len(train_ds) // config.batch_size)
+    total = config.max_steps if config.max_steps > 0 else int(round(steps_per_epoch * config.epochs))
+    progress = _callback(max(total, 1))
+    trainer = RewardTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
+                            peft_config=_lora_config(config), callbacks=[progress])
+    trainer.remove_callback(PrinterCallback)  # the rich bar shows the loss; no raw dicts on stdout
+    t0 = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - t0
+    return _Fit(model=_final_model(trainer.model, config.lora), steps=output.global_step,
+                train_loss=output.training_loss, seconds=seconds, step_times=progress.step_times,
+                log_history=trainer.state.log_history)
+
+
+def _lora_config(config: RewardModelConfig) -> LoraConfig | None:
+    if not config.lora:
+        return None
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                      target_modules=["query", "value"], lora_dropout=0.0)
+
+
+def _final_model(model: object, lora: bool) -> PreTrainedModel:
+    """The trained model as a plain float32 transformers model: LoRA adapters merged, so the scorer needs no PEFT."""
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
+    if lora:
+        if not isinstance(model, PeftModel):
+            raise TypeError(f"LoRA reward training returned a {type(model).__name__}, not a PEFT model")
+        model = model.merge_and_unload()
+    if not isinstance(model, PreTrainedModel):
+        raise TypeError(f"reward training returned a {type(model).__name__}, not a transformers model")
+    return model.float().eval()
+
+
+def _write_model_dir(directory: Path, model: PreTrainedModel, tokenizer: Any, metrics: dict[str, Any],
+                     lineage: dict[str, Any]) -> None:
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
+    (directory / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str), encoding="utf-8")
 
 
 class RewardModelScorer:
@@ -282,8 +329,6 @@ class RewardModelScorer:
     def __init__(self, path: str | Path, batch_size: int = 32, max_length: int | None = None):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from raipipe.models.transformers_backend import _set_threads
 
         self.path = Path(path)
         lineage_file = self.path / "lineage.json"

@@ -67,7 +67,7 @@ def safety_system_prompt(pack: PolicyPack) -> str:
 
 
 def trainable_records(spec: str | list[str], limit: int | None, seed: int) -> list[PromptRecord]:
-    from raipipe.evaluate.runner import stratified_limit
+    from raipipe.evaluate.runner import stratified_limit  # lazy: the runner brings the store and judges
 
     records = [r for one in ([spec] if isinstance(spec, str) else spec) for r in resolve_dataset(one)[1]]
     dupes = sorted(k for k, n in Counter(r.id for r in records).items() if n > 1)

@@ -22,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from raipipe.evaluate.stats import Rate
 from raipipe.evaluate.suite import EVAL_BATCH_SIZE, ModelMetrics, evaluate_model, evaluate_spec
+from raipipe.judges.base import load_judge
+from raipipe.models.transformers_backend import TransformersChatModel
+from raipipe.posttrain.candidates import prune_by_probe, read_probe_curve
+from raipipe.posttrain.export import checkpoint_lineage, file_digest, is_adapter, load_checkpoint, parent_spec
 from raipipe.posttrain.lora import list_checkpoints, write_json
 
 EPS = 1e-12
@@ -94,6 +98,14 @@ def _over_bound_on(c: CandidateMetrics, baseline: CandidateMetrics, worst_case: 
             f"(baseline {base_o.rate:.1%} + {tolerance:.1%})")
 
 
+def _measured_rates(c: CandidateMetrics, worst_case: bool) -> tuple[float, float]:
+    """Violation and over-refusal rates of an eligible candidate (eligible ones have both measured)."""
+    v, o = c.rates(worst_case)
+    if v.rate is None or o.rate is None:
+        raise ValueError(f"{c.name!r} has no scoreable harmful or benign items")
+    return v.rate, o.rate
+
+
 def choose(baseline: CandidateMetrics, candidates: Sequence[CandidateMetrics],
            rule: SelectionRule | None = None) -> Selection:
     """Apply the two-sided rule to already-measured numbers (no model involved)."""
@@ -131,18 +143,17 @@ def choose(baseline: CandidateMetrics, candidates: Sequence[CandidateMetrics],
         best = baseline
     else:
         def key(c: CandidateMetrics) -> tuple[float, float, float]:
-            v, o = c.rates(wc)
-            return (v.rate, o.rate, c.step if c.step is not None else math.inf)
+            return (*_measured_rates(c, wc), c.step if c.step is not None else math.inf)
 
         ranked = sorted(eligible, key=key)
         best = ranked[0]
-        bv, bo = best.rates(wc)
+        bv, bo = _measured_rates(best, wc)
         line = (f"{best.name} chosen: fewest violations among {len(eligible)} eligible "
-                f"({bv.rate:.1%}, baseline {base_v.rate:.1%}) with over-refusal {bo.rate:.1%} "
+                f"({bv:.1%}, baseline {base_v.rate:.1%}) with over-refusal {bo:.1%} "
                 f"(bound {bound:.1%}).")
-        ties = [c for c in ranked[1:] if abs(c.rates(wc)[0].rate - bv.rate) <= EPS]
+        ties = [c for c in ranked[1:] if abs(_measured_rates(c, wc)[0] - bv) <= EPS]
         if ties:
-            same_o = [c for c in ties if abs(c.rates(wc)[1].rate - bo.rate) <= EPS]
+            same_o = [c for c in ties if abs(_measured_rates(c, wc)[1] - bo) <= EPS]
             line += (f" Tied on violations with {', '.join(c.name for c in ties)}; "
                      + ("then tied on over-refusal too, so the earlier step wins." if same_o
                         else "the lower over-refusal wins."))
@@ -157,9 +168,6 @@ def checkpoint_chat_model(checkpoint: Path, batch_size: int = EVAL_BATCH_SIZE):
 
     A LoRA checkpoint is merged first, so selection measures the weights export writes and users serve
     (same answers as PEFT's wrapped layers on 160 of 160 dev prompts, and no slower: 63 vs 69 s there)."""
-    from raipipe.models.transformers_backend import TransformersChatModel
-    from raipipe.posttrain.export import file_digest, is_adapter, load_checkpoint
-
     model, tok, lineage = load_checkpoint(checkpoint)
     if is_adapter(checkpoint):
         model = model.merge_and_unload()
@@ -172,8 +180,6 @@ def checkpoint_chat_model(checkpoint: Path, batch_size: int = EVAL_BATCH_SIZE):
 
 def checkpoint_spec(checkpoint: Path, lineage: dict[str, Any]) -> str:
     """A model spec `raipipe.models.load_model` understands, where one exists without exporting."""
-    from raipipe.posttrain.export import is_adapter
-
     parent = lineage.get("parent_model", {})
     if not is_adapter(checkpoint):
         return f"hf:{checkpoint.resolve()}"
@@ -185,8 +191,6 @@ def checkpoint_spec(checkpoint: Path, lineage: dict[str, Any]) -> str:
 def evaluate_checkpoint(path: Path, datasets: Sequence[str], judge, batch_size: int = EVAL_BATCH_SIZE,
                         step: int | None = None, **eval_config: Any) -> ModelMetrics:
     """Evaluate one saved checkpoint (merged, as exported) and release it."""
-    from raipipe.posttrain.export import checkpoint_lineage
-
     chat = checkpoint_chat_model(path, batch_size=batch_size)
     try:
         spec = checkpoint_spec(path, checkpoint_lineage(path))
@@ -197,8 +201,6 @@ def evaluate_checkpoint(path: Path, datasets: Sequence[str], judge, batch_size: 
 
 def baseline_spec(lineage: dict[str, Any], baseline_model: str | None = None) -> str:
     """The model the run started from, as a spec `load_model` accepts (or the one the caller names)."""
-    from raipipe.posttrain.export import parent_spec
-
     spec = str(lineage.get("parent_model", {}).get("spec", ""))
     return baseline_model or (spec if spec.startswith(("embedded:", "hf:")) else parent_spec(lineage))
 
@@ -212,17 +214,14 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
     Checkpoints the in-training probe clearly rules out are not graded (see `candidates`); with
     `lora_scales`, λ-scaled copies of the graded checkpoint with the fewest violations are graded too.
     `eval_config` goes to EvalConfig (store, params, limit, seed, policy_pack, scaffolding)."""
-    from raipipe.judges.base import load_judge
-    from raipipe.posttrain.candidates import prune_by_probe, read_probe_curve
-    from raipipe.posttrain.export import checkpoint_lineage
-    from raipipe.posttrain.lora_scale import scale_adapters
+    from raipipe.posttrain.lora_scale import scale_adapters  # lazy: imports torch
 
     root = Path(run_dir)
     ckpts = list_checkpoints(root)
     if not ckpts:
         raise FileNotFoundError(f"{root}: no checkpoint-N directories to select from")
     lineage = checkpoint_lineage(ckpts[0][1])
-    judge = judge or load_judge("refusal-xenc")
+    judge = judge or load_judge("refusal-stack")
     baseline = evaluate_spec("baseline", baseline_spec(lineage, baseline_model), datasets, judge, batch_size, step=0,
                              **eval_config)
     graded, not_graded = prune_by_probe(ckpts, read_probe_curve(root), probe_margin, max_graded)

@@ -21,6 +21,10 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from packaging.version import Version
+
+from raipipe.posttrain.shared_prompt import sharing_prompts
+
 log = logging.getLogger(__name__)
 
 SUPPORTED = ("1.0", "2.0")  # TRL versions the workarounds are written for: >= first, < second
@@ -43,8 +47,6 @@ class TRLCompatError(RuntimeError):
 
 
 def _release(version: str) -> tuple[int, ...]:
-    from packaging.version import Version
-
     return Version(version).release
 
 
@@ -124,8 +126,6 @@ def answer_capped(trainer_class: type, max_answer_tokens: int) -> type:
 
 def prompt_sharing(trainer_class: type) -> type:
     """A DPO trainer whose reference pass and training steps compute each pair's prompt once."""
-    from raipipe.posttrain.shared_prompt import sharing_prompts
-
     _require(trainer_class, "compute_ref_log_probs")
     _require(trainer_class, "_compute_loss")
 

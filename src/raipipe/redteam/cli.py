@@ -1,4 +1,4 @@
-"""`raipipe redteam` sub-commands: run attacks (resumable), promote
+"""`raipipe redteam` sub-commands: run attacks (resumable), red team by hand in a web page, promote
 findings to a dataset version, report a run."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rich.table import Table
 from raipipe.cli_support import friendly_errors
 from raipipe.errors import InputFileError, UsageError, require_writable
 
-app = typer.Typer(no_args_is_help=True, help="Red teaming: attack a target, promote findings, report.")
+app = typer.Typer(no_args_is_help=True, help="Red teaming: attack a target (or by hand), promote findings, report.")
 def _names(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -140,6 +140,46 @@ def _rater():
     except Exception as exc:  # noqa: BLE001 - optional stage: say why and continue
         typer.echo(f"note: harm-specificity judge unavailable ({type(exc).__name__}: {exc}); skipping it", err=True)
         return None
+
+
+@app.command("web")
+def web_cmd(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Option("--target", help="model spec of the target to chat with")],
+    out: Annotated[Path, typer.Option("--out", help="run folder of the findings; serve it again to carry on")],
+    policy_pack: Annotated[Path | None, typer.Option("--policy-pack", help="policy pack directory the flags "
+                                                     "refer to (default: the shipped pack)")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="store path or URL (default: OUT/store.sqlite)")]
+    = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="longest reply of the target")]
+    = 256,
+    host: Annotated[str, typer.Option("--host", help="bind address (the page has no login: keep it local)")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8766,
+) -> None:
+    """Human red teaming: chat with the target in a web page and flag the turns that break a policy.
+
+    Open http://HOST:PORT/?red_teamer=YOUR_ID; each flag is a finding in OUT, "human red team" provenance.
+
+    `raipipe redteam promote --run OUT` adds the findings to the dataset, as it does an automated run's."""
+    with friendly_errors(ctx):
+        from raipipe.models import load_model
+        from raipipe.models.base import GenerationParams
+        from raipipe.models.registry import check_model_spec
+        from raipipe.policy import load_pack
+        from raipipe.redteam.web import HumanRun, serve
+
+        check_model_spec(target)
+        require_writable(out, "--out")
+        pack = load_pack(policy_pack)
+        model = load_model(target)
+        try:
+            run = HumanRun(out, model, pack, store=store, params=GenerationParams(max_new_tokens=max_new_tokens))
+            typer.echo(f"red-team page on http://{host}:{port}/ (run {run.run_id}; findings in {out}; "
+                       f"policies {pack.ref})")
+            serve(run, host=host, port=port)
+        finally:
+            model.close()
 
 
 @app.command("report")

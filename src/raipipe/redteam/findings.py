@@ -7,6 +7,14 @@ the same step seeds) around the seed's allowed look-alike, so training on findin
 request", not "refuse the wrapper". Rows split train/test by seed family, stably across versions, so a
 re-attack on a held-out seed measures something the model never trained on.
 
+Findings a person flagged on the red-team page (`raipipe redteam web`) land here the same way, with
+provenance "human red team" (red teamer, note, flagged turn, conversation). Their twin is the benign
+look-alike the red teamer wrote when flagging; a flag without one is promoted without a twin and listed
+in the manifest's `without_twin`, never given a made-up twin. A re-judging judge records its verdict on a
+human finding but does not drop it: the person's judgement is the label, and the two disagreeing is
+worth seeing. A human red-team folder grows after it was promoted, so it may be promoted again: only
+flags not yet in the dataset are added.
+
 Layout: `ROOT/v1/{train,test}.jsonl + manifest.json`, `ROOT/v2/...`; each version holds all rows so far."""
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +35,7 @@ from raipipe.data.records import Label, PromptRecord, Provenance, SourceKind, Sp
 from raipipe.errors import InputFileError, SpecError, UsageError
 from raipipe.judges.base import Judge, JudgeInput, Verdict
 from raipipe.models.base import ChatModel, Message
-from raipipe.redteam.records import AttackOutcome, AttackRecord, replay
+from raipipe.redteam.records import HUMAN_PROVENANCE, HUMAN_STRATEGY, AttackOutcome, AttackRecord, replay
 from raipipe.redteam.run_state import read_attacks_tolerant, write_json
 from raipipe.redteam.seeds import benign_partner, read_manifest, read_seeds
 
@@ -100,6 +109,7 @@ class _Finding:
                                          if record.final_verdict else None}
         self.messages = list(record.turns[-1].sent) if record.turns else list(record.converted)
         self.row_id = f"rt-{run['run_id'][:8]}-{record.id}"  # attack ids repeat across runs on other targets
+        self.human = record.strategy == HUMAN_STRATEGY
 
     def provenance(self, role: str, parent: PromptRecord, messages: list[Message], version: int) -> dict:
         r = self.record
@@ -112,7 +122,9 @@ class _Finding:
             "parent_id": parent.id, "parent_prompt": parent.prompt, "attacker_model_ids": attackers,
             "target_model_id": r.target_model_id, "verdicts": self.verdicts, "outcome": r.outcome.value,
             "found_at": r.finished_at.isoformat(), "turns": len(r.turns),
-            "messages": [m.model_dump() for m in messages] if len(messages) > 1 else None}}
+            "messages": [m.model_dump() for m in messages] if len(messages) > 1 else None,
+            "provenance": HUMAN_PROVENANCE if self.human else "automated red team",
+            **({"human": dict(r.params)} if self.human else {})}}
 
     def rows(self, partner: PromptRecord | None, twin: list[Message] | None, split: Split, name: str,
              version: int) -> list[PromptRecord]:
@@ -131,18 +143,24 @@ class _Finding:
         return out
 
 
-def _collect(run_dirs: list[Path], include_partial: bool, seen_runs: set[str]) -> tuple[list[_Finding], list[dict]]:
+def _collect(run_dirs: list[Path], include_partial: bool, seen_runs: set[str],
+             seen_rows: set[str]) -> tuple[list[_Finding], list[dict]]:
+    """Successful attacks of runs not promoted before; of a human red-team folder (which keeps growing),
+    the flags whose rows are not in the dataset yet."""
     wanted = {AttackOutcome.SUCCESS} | ({AttackOutcome.PARTIAL} if include_partial else set())
-    findings, runs = [], []
+    findings: list[_Finding] = []
+    runs: list[dict] = []
     for d in run_dirs:
         manifest, records, seeds = _load_run(d)
-        if manifest["run_id"] in seen_runs or manifest["run_id"] in {r["run_id"] for r in runs}:
+        again = manifest["run_id"] in seen_runs and manifest.get("kind") != HUMAN_STRATEGY
+        if again or manifest["run_id"] in {r["run_id"] for r in runs}:
             raise UsageError(f"run {manifest['run_id']} ({d}) is already in this dataset",
                              hint="promote only new runs; each version adds runs not promoted before")
         runs.append(manifest)
         pool = list(seeds.values())
-        findings += [_Finding(r, seeds[r.seed_id], benign_partner(seeds[r.seed_id], pool), manifest)
-                     for r in records if r.outcome in wanted and r.seed_id in seeds and r.turns]
+        found = [_Finding(r, seeds[r.seed_id], benign_partner(seeds[r.seed_id], pool), manifest)
+                 for r in records if r.outcome in wanted and r.seed_id in seeds and r.turns]
+        findings += [f for f in found if f.row_id not in seen_rows]
     return findings, runs
 
 
@@ -152,7 +170,8 @@ def _rejudge(findings: list[_Finding], judge: Judge | None, rater: Rater | None)
         items = [JudgeInput(prompt=f.seed.prompt, response=f.record.turns[-1].response) for f in findings]
         for f, j in zip(findings, judge.judge(items), strict=True):
             f.verdicts["rejudged"] = {"verdict": j.verdict.value, "judge_id": j.judge_id, "score": j.score}
-        findings = [f for f in findings if f.verdicts["rejudged"]["verdict"] in (Verdict.COMPLY, Verdict.PARTIAL)]
+        findings = [f for f in findings
+                    if f.human or f.verdicts["rejudged"]["verdict"] in (Verdict.COMPLY, Verdict.PARTIAL)]
     if rater is not None and findings:
         items = [JudgeInput(prompt=f.seed.prompt, response=f.record.turns[-1].response) for f in findings]
         for f, level in zip(findings, rater.rate(items), strict=True):
@@ -164,7 +183,7 @@ def _rejudge(findings: list[_Finding], judge: Judge | None, rater: Rater | None)
 def _twin(f: _Finding, attacker: ChatModel | None) -> tuple[list[Message] | None, str]:
     """The benign look-alike in the same wrappers, or why there is none."""
     if f.partner is None:
-        return None, "seed has no benign partner"
+        return None, "the red teamer gave no benign look-alike" if f.human else "seed has no benign partner"
     try:
         return replay(f.record, prompt=f.partner.prompt, model=attacker), ""
     except Exception as exc:  # noqa: BLE001 - e.g. an attacker-model step with no attacker given
@@ -185,7 +204,7 @@ def _read_split(vdir: Path, split: Split) -> list[PromptRecord]:
     return load_jsonl(path).records if path.is_file() else []
 
 
-def promote(run_dirs: list[str | Path], root: str | Path, *, judge: Judge | None = None, rater: Rater | None = None,
+def promote(run_dirs: Sequence[str | Path], root: str | Path, *, judge: Judge | None = None, rater: Rater | None = None,
             attacker: ChatModel | None = None, config: PromoteConfig | None = None) -> DatasetManifest:
     """Write version N+1 of the dataset under `root`: version N's rows plus the new runs' findings
     (re-judged by `judge` if given, rated by `rater` if given), each with its benign twin."""
@@ -193,7 +212,8 @@ def promote(run_dirs: list[str | Path], root: str | Path, *, judge: Judge | None
     parent_version, parent_rows, parent = _parent(root)
     version = (parent_version or 0) + 1
     promoted = set(parent.runs) if parent else set()
-    findings, runs = _collect([Path(d) for d in run_dirs], config.include_partial, promoted)
+    findings, runs = _collect([Path(d) for d in run_dirs], config.include_partial, promoted,
+                              {r.id for r in parent_rows})
     judged = _rejudge(findings, judge, rater)
     new_rows, without_twin, missing = _build_rows(judged, attacker, config, version)
     kept = dedup([r for r in new_rows if r.label == Label.HARMFUL],
@@ -208,7 +228,7 @@ def promote(run_dirs: list[str | Path], root: str | Path, *, judge: Judge | None
         files[f"{split.value}.jsonl"] = {"rows": len(part), "hash": dataset_hash(part)}
     manifest = DatasetManifest(
         name=config.name, version=version, parent_version=parent_version, created_at=datetime.now(UTC),
-        runs=(parent.runs if parent else []) + [r["run_id"] for r in runs],
+        runs=(parent.runs if parent else []) + [r["run_id"] for r in runs if r["run_id"] not in promoted],
         target_model_ids=sorted({r["config"]["target_model_id"] for r in runs} | set(parent.target_model_ids
                                                                                      if parent else [])),
         policy=_unique([r.get("policy", {}) for r in runs] + (parent.policy if parent else [])),

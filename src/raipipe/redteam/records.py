@@ -22,6 +22,8 @@ from raipipe.models.base import ChatModel, Conversation, Message
 from raipipe.redteam.converters.chain import ConverterStep, replay_steps
 
 SCHEMA_VERSION = 1
+HUMAN_STRATEGY = "human"  # the strategy (and run kind) of findings a person flagged on the red-team page
+HUMAN_PROVENANCE = "human red team"  # how their dataset rows name where they came from
 
 
 class AttackOutcome(StrEnum):

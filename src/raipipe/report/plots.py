@@ -82,11 +82,16 @@ def curves_plot(rows: list[dict]) -> str:
     """Probe violation and over-refusal rates against the training step."""
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    ax.plot(steps, [r.get("violation_rate") for r in rows], "o-", color="#c0392b", label="violation (probe)")
-    ax.plot(steps, [r.get("over_refusal_rate") for r in rows], "s-", color="#2471a3", label="over-refusal (probe)")
+    ax.plot(steps, _series(rows, "violation_rate"), "o-", color="#c0392b", label="violation (probe)")
+    ax.plot(steps, _series(rows, "over_refusal_rate"), "s-", color="#2471a3", label="over-refusal (probe)")
     ax.set_xlabel("training step")
     ax.set_ylabel("rate")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _svg(fig)
+
+
+def _series(rows: list[dict], key: str) -> list[float]:
+    """One value per row; a missing rate is NaN, which leaves a gap in the line."""
+    return [float("nan") if r.get(key) is None else float(r[key]) for r in rows]

@@ -41,7 +41,7 @@ def build_summary(run: EvalRun) -> dict:
     calibration = cached_calibration(judge)
     metrics: MetricsSummary = summarise(run.items(judge.judge_id), calibration.confusion if calibration else None)
     with run.sessions() as s:
-        row = s.get(RunRow, run.run_id)
+        row = s.get_one(RunRow, run.run_id)
         manifest, status = row.manifest, row.status
     return {
         "run_id": run.run_id,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 import raipipe.store.posttrain_tables  # noqa: F401  (registers the post-training tables with Base)
@@ -102,8 +103,6 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
     """Create the missing tables. Two processes opening a new store together (a run and the ranking
     page, or a test polling a run it started) can both see a table missing and both CREATE it; the
     loser's "already exists" is that race, so look again rather than fail."""
-    from sqlalchemy.exc import DBAPIError
-
     for attempt in range(attempts):
         try:
             Base.metadata.create_all(engine)

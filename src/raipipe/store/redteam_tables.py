@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from raipipe.store.base import Base, _now
@@ -58,12 +58,12 @@ class AttackUnit(Base):
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
-REDTEAM_TABLES = [RedteamRun.__table__, AttackRow.__table__, AttackUnit.__table__]
+REDTEAM_TABLES: list[Table] = [Base.metadata.tables[m.__tablename__] for m in (RedteamRun, AttackRow, AttackUnit)]
 
 
 def open_redteam_store(url_or_path: str | Path) -> sessionmaker[Session]:
     """`open_store`, making sure the red-team tables exist (checkfirst: a no-op when they do)."""
-    from raipipe.store.db import open_store
+    from raipipe.store.db import open_store  # lazy: raipipe.store.db imports this module
 
     maker = open_store(url_or_path)
     engine = maker.kw["bind"]

@@ -32,10 +32,13 @@ def as_records(rows: Iterable[Any]) -> list[RankRecord]:
     """Ranking rows, dicts or RankRecords → RankRecords."""
     out = []
     for r in rows:
-        get = r.get if isinstance(r, dict) else (lambda k, r=r: getattr(r, k))
-        out.append(RankRecord(str(get("batch_id")), str(get("record_id")), str(get("rater_id")),
-                              str(get("rater_kind")), tuple(int(c) for c in get("order"))))
+        out.append(RankRecord(str(_field(r, "batch_id")), str(_field(r, "record_id")), str(_field(r, "rater_id")),
+                              str(_field(r, "rater_kind")), tuple(int(c) for c in _field(r, "order"))))
     return out
+
+
+def _field(row: Any, key: str) -> Any:
+    return row.get(key) if isinstance(row, dict) else getattr(row, key)
 
 
 class PairAgreement(BaseModel):

@@ -25,6 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from raipipe.judges.base import Judge, JudgeInput, Judgement, Verdict
+from raipipe.judges.refusal import FeatureRefusalJudge
+from raipipe.policy import load_pack
 from raipipe.posttrain.ranking.store_ops import find_policy, list_rankings, save_ranking
 from raipipe.store.posttrain_tables import Candidate
 
@@ -110,12 +112,8 @@ def ai_rank(
 ) -> AIRankReport:
     """Rank every prompt of a batch with the judges and store the rankings (one transaction)."""
     if refusal_judge is None:
-        from raipipe.judges.refusal import FeatureRefusalJudge
-
         refusal_judge = FeatureRefusalJudge()
     if pack is None and rubric_judge is not None:
-        from raipipe.policy import load_pack
-
         pack = load_pack()
     rater_id = ai_rater_id(refusal_judge, rubric_judge)
     with sf() as s:

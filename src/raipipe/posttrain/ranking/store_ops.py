@@ -99,12 +99,12 @@ def load_item(s: Session, batch_id: str, record_id: str) -> Item | None:
 def pending_keys(s: Session, rater_id: str, batch_id: str | None = None) -> list[tuple[str, str]]:
     """(batch, record) keys this rater has not ranked: fewest human rankings first, then sampling order,
     so several raters converge on the same items and agreement can be measured early."""
-    items = select(Candidate.batch_id, Candidate.record_id, func.min(Candidate.id).label("first_id")).group_by(
+    grouped = select(Candidate.batch_id, Candidate.record_id, func.min(Candidate.id).label("first_id")).group_by(
         Candidate.batch_id, Candidate.record_id
     ).having(func.count(Candidate.id) >= 2)
     if batch_id is not None:
-        items = items.where(Candidate.batch_id == batch_id)
-    items = items.subquery()
+        grouped = grouped.where(Candidate.batch_id == batch_id)
+    items = grouped.subquery()
     counts = select(Ranking.batch_id, Ranking.record_id, func.count(Ranking.id).label("n")).where(
         Ranking.rater_kind == "human"
     ).group_by(Ranking.batch_id, Ranking.record_id).subquery()

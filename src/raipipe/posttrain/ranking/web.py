@@ -10,16 +10,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
+from raipipe.policy import load_pack
 from raipipe.posttrain.ranking.agreement import agreement
 from raipipe.posttrain.ranking.jsonl import export_dicts
 from raipipe.posttrain.ranking.store_ops import (
@@ -36,13 +35,14 @@ from raipipe.posttrain.ranking.store_ops import (
 )
 from raipipe.store import open_store
 from raipipe.store.posttrain_tables import Ranking
+from raipipe.web_support import page_env, see_other, templates_root
 
 RATER_COOKIE, SKIP_COOKIE = "raipipe_rater", "raipipe_skipped"
 _MAX_SKIP_COOKIE = 3000  # bytes; the oldest skips are forgotten first
 
 
 def templates_dir() -> Path:
-    return Path(str(resources.files("raipipe") / "resources" / "templates" / "rank"))
+    return templates_root() / "rank"
 
 
 def display_order(item: Item, rater_id: str) -> list[int]:
@@ -70,10 +70,6 @@ def _skip_cookie(skips: list[tuple[str, str]]) -> str:
         skips = skips[1:]
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 def _item_url(batch_id: str, record_id: str, **extra: str) -> str:
     return "/item?" + urlencode({"batch": batch_id, "record": record_id, **extra})
 
@@ -96,12 +92,9 @@ class _Site:
         self.sf = open_store(store_url)
         self.batch_id = batch_id
         if pack is None:
-            from raipipe.policy import load_pack
-
             pack = load_pack()
         self.pack = pack
-        self.env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, trim_blocks=True,
-                               lstrip_blocks=True)
+        self.env = page_env("rank")
 
     def render(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return HTMLResponse(self.env.get_template(name).render(batch_id=self.batch_id, **ctx), status_code=status)
@@ -150,7 +143,7 @@ def _set_rater(site: _Site, rater_id: str) -> Response:
         who = check_rater(rater_id, "human")
     except RankingError as exc:
         return site.render("login.html.j2", status=400, error=str(exc))
-    resp = _see_other("/")
+    resp = see_other("/")
     resp.set_cookie(RATER_COOKIE, who, max_age=180 * 86400, httponly=True, samesite="lax")
     resp.delete_cookie(SKIP_COOKIE)
     return resp
@@ -165,7 +158,7 @@ def _add_session_routes(app: FastAPI, site: _Site) -> None:
 
     @app.post("/logout")
     def logout() -> Response:
-        resp = _see_other("/")
+        resp = see_other("/")
         resp.delete_cookie(RATER_COOKIE)
         resp.delete_cookie(SKIP_COOKIE)
         return resp
@@ -174,13 +167,13 @@ def _add_session_routes(app: FastAPI, site: _Site) -> None:
     def skip(request: Request, batch_id_: str = Form(..., alias="batch_id"),
              record_id: str = Form(...)) -> Response:
         skips = [k for k in _read_skips(request) if k != (batch_id_, record_id)] + [(batch_id_, record_id)]
-        resp = _see_other("/")
+        resp = see_other("/")
         resp.set_cookie(SKIP_COOKIE, _skip_cookie(skips), httponly=True, samesite="lax")
         return resp
 
     @app.post("/unskip")
     def unskip() -> Response:
-        resp = _see_other("/")
+        resp = see_other("/")
         resp.delete_cookie(SKIP_COOKIE)
         return resp
 
@@ -206,14 +199,14 @@ def _add_page_routes(app: FastAPI, site: _Site) -> None:
             return site.render("done.html.j2", rater=who, progress=prog, skipped=len(_read_skips(request)),
                                saved=saved, saved_url=saved_url, done=done)
         extra = {"saved": saved, "saved_batch": saved_batch} if saved else {}
-        return _see_other(_item_url(item.batch_id, item.record_id, **extra))
+        return see_other(_item_url(item.batch_id, item.record_id, **extra))
 
     @app.get("/item", response_class=HTMLResponse)
     def show_item(request: Request, batch: str = Query(...), record: str = Query(...),
                   saved: str = Query(""), saved_batch: str = Query("")) -> Response:
         who = site.rater_of(request)
         if who is None:
-            return _see_other("/")
+            return see_other("/")
         if (refused := site.wrong_batch(batch, 404)) is not None:
             return refused
         with site.sf() as s:
@@ -238,7 +231,7 @@ def _add_rank_routes(app: FastAPI, site: _Site) -> None:
     async def rank(request: Request) -> Response:
         who = site.rater_of(request)
         if who is None:
-            return _see_other("/")
+            return see_other("/")
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         b, r = form.get("batch_id", ""), form.get("record_id", "")
         if (refused := site.wrong_batch(b, 400)) is not None:
@@ -255,7 +248,7 @@ def _add_rank_routes(app: FastAPI, site: _Site) -> None:
             if item is None:
                 return PlainTextResponse(str(exc), status_code=400)
             return site.item_page(request, who, item, error=str(exc), status=400)
-        resp = _see_other("/?" + urlencode({"saved": r, "saved_batch": b}))
+        resp = see_other("/?" + urlencode({"saved": r, "saved_batch": b}))
         resp.set_cookie(SKIP_COOKIE, _skip_cookie([k for k in _read_skips(request) if k != (b, r)]),
                         httponly=True, samesite="lax")
         return resp

@@ -11,6 +11,9 @@ from typing import Any
 from rich.console import Console
 
 from raipipe.errors import RaipipeError
+from raipipe.judges.llm_judge import RubricJudge
+from raipipe.models import load_model
+from raipipe.posttrain.pairs import load_pair_dataset, pairs_from_store, save_pair_dataset, split_pairs
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
 
 console = Console(stderr=True)
@@ -48,7 +51,6 @@ class SampleStep(Step):
                 "policy": ctx.pack.digest}
 
     def run(self, ctx: StepContext) -> SampleOutput:
-        from raipipe.models import load_model
         from raipipe.posttrain.sample import sample_candidates
 
         model = load_model(ctx.config.model)
@@ -75,8 +77,6 @@ class RankStep(Step):
 
             rubric = None
             if rank.judge_model:
-                from raipipe.judges.llm_judge import RubricJudge
-
                 rubric = RubricJudge(model=rank.judge_model)
             report = ai_rank(ctx.sessions, batch_id, rubric_judge=rubric, pack=ctx.pack, only_missing=True)
             console.print(f"AI feedback (labelled rater_kind=ai): {report}")
@@ -101,7 +101,7 @@ class RankStep(Step):
             prompts = s.scalar(select(func.count(func.distinct(Candidate.record_id)))
                                .where(Candidate.batch_id == batch_id))
             ranked = s.scalar(select(func.count(func.distinct(Ranking.record_id))).where(
-                Ranking.batch_id == batch_id, Ranking.rater_kind == "human"))
+                Ranking.batch_id == batch_id, Ranking.rater_kind == "human")) or 0
         need = ctx.config.rank.min_ranked_share
         if not prompts or ranked / prompts < need:
             raise NeedsHumanRankings(
@@ -122,8 +122,6 @@ class PairsStep(Step):
         return {"heldout_fraction": ctx.config.heldout_fraction, "seed": ctx.config.sample.seed}
 
     def run(self, ctx: StepContext) -> PairsOutput:
-        from raipipe.posttrain.pairs import pairs_from_store, save_pair_dataset, split_pairs
-
         target = ctx.out / "pairs"
         pairset = pairs_from_store(ctx.sessions, ctx.get(SampleOutput).batch_id)
         train, heldout = split_pairs(pairset.pairs, heldout_fraction=ctx.config.heldout_fraction,
@@ -137,7 +135,5 @@ class PairsStep(Step):
 
 def load_pairs(ctx: StepContext) -> tuple[list, list]:
     """The (train, held-out) pairs the pairs step saved (hashes checked against their lineage)."""
-    from raipipe.posttrain.pairs import load_pair_dataset
-
     train, heldout, _ = load_pair_dataset(ctx.get(PairsOutput).directory)
     return train, heldout

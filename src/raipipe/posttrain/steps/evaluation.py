@@ -8,8 +8,11 @@ from typing import Any
 
 from rich.console import Console
 
-from raipipe.posttrain.confirm import Confirmation
-from raipipe.posttrain.select import Selection
+from raipipe.judges.refusal import FeatureRefusalJudge
+from raipipe.models.base import GenerationParams
+from raipipe.posttrain.confirm import Confirmation, check_disjoint, confirm_selection
+from raipipe.posttrain.export import export_checkpoint
+from raipipe.posttrain.select import Selection, select_checkpoint
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
 from raipipe.posttrain.steps.data import RankOutput, SampleOutput
 from raipipe.posttrain.steps.training import RewardModelOutput, TrainOutput
@@ -37,9 +40,6 @@ class ReportOutput(StepOutput):
 
 def eval_args(ctx: StepContext) -> dict[str, Any]:
     """How selection and confirmation evaluate: same baseline, store, judge, token budget and limit."""
-    from raipipe.judges.refusal import FeatureRefusalJudge
-    from raipipe.models.base import GenerationParams
-
     sel = ctx.config.select
     # the ranking judge scores the same answers too, so the report shows how far the two judges agree
     return {"baseline_model": ctx.config.model, "store": ctx.config.store_url, "judge": sel.build_judge(),
@@ -63,8 +63,6 @@ class SelectStep(Step):
         return _eval_settings(ctx)
 
     def run(self, ctx: StepContext) -> SelectOutput:
-        from raipipe.posttrain.select import select_checkpoint
-
         sel, path = ctx.config.select, ctx.out / "selection.json"
         selection = select_checkpoint(ctx.get(TrainOutput).run_dir, datasets=sel.datasets, out=path, rule=sel.rule,
                                       lora_scales=sel.lora_scales, max_graded=sel.max_graded,
@@ -86,13 +84,9 @@ class ConfirmStep(Step):
     def check(self, ctx: StepContext) -> None:
         sel = ctx.config.select
         if sel.confirm_datasets:
-            from raipipe.posttrain.confirm import check_disjoint
-
             check_disjoint(sel.datasets, sel.confirm_datasets)
 
     def run(self, ctx: StepContext) -> ConfirmOutput:
-        from raipipe.posttrain.confirm import confirm_selection
-
         datasets = ctx.config.select.confirm_datasets
         if not datasets:
             return ConfirmOutput()
@@ -113,8 +107,6 @@ class ExportStep(Step):
     output = ExportOutput
 
     def run(self, ctx: StepContext) -> ExportOutput:
-        from raipipe.posttrain.export import export_checkpoint
-
         selection = ctx.get(SelectOutput).selection
         if selection.kept_baseline:
             console.print("[yellow]no checkpoint met the selection rule: the baseline is kept, nothing exported[/]")

@@ -4,11 +4,19 @@ look-alikes answered every `eval_every` steps, written as curves next to the che
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from raipipe.judges.llm_judge import RubricJudge
+from raipipe.judges.refusal import FeatureRefusalJudge
+from raipipe.posttrain.dpo import train_dpo
+from raipipe.posttrain.grpo import train_grpo
+from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
+from raipipe.posttrain.reward import CombinedReward
+from raipipe.posttrain.reward_model import RewardModelScorer, train_reward_model
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
 from raipipe.posttrain.steps.data import PairsOutput, load_pairs
 
@@ -40,11 +48,6 @@ class RewardModelStep(Step):
                 "reward_model": cfg.reward_model.model_dump(mode="json", exclude={"output_dir", "overwrite"})}
 
     def run(self, ctx: StepContext) -> RewardModelOutput:
-        import json
-
-        from raipipe.posttrain.pair_selection import training_pairs
-        from raipipe.posttrain.reward_model import train_reward_model
-
         if not ctx.config.train_reward_model:
             return RewardModelOutput()
         target = ctx.out / "reward_model"
@@ -60,8 +63,6 @@ class RewardModelStep(Step):
 def dpo_pairs(config, pairs: list) -> list:
     """The pairs `pair_strategy` and `add_clearest` pick, repeated by `pair_weights`. The reward model's
     held-out prompts are used too: they are training-split prompts, held out only to score the reward model."""
-    from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
-
     kept = training_pairs(pairs, config.decisive_only, config.pair_strategy, config.add_clearest)
     return weight_pairs(kept, config.pair_weights)
 
@@ -89,14 +90,12 @@ class TrainStep(Step):
         return (PairsOutput,) if ctx.config.algorithm == "dpo" else (RewardModelOutput,)
 
     def run(self, ctx: StepContext) -> TrainOutput:
-        from raipipe.posttrain.probe import ProbeSet
+        from raipipe.posttrain.probe import ProbeSet  # lazy: probe imports transformers
 
         cfg = ctx.config
         probe = ProbeSet.from_seed(n_pairs=cfg.probe.n_pairs, split=cfg.probe.split)
         target = ctx.out / cfg.algorithm
         if cfg.algorithm == "dpo":
-            from raipipe.posttrain.dpo import train_dpo
-
             train, heldout = load_pairs(ctx)
             settings = cfg.dpo.model_copy(update={"output_dir": target, "model": cfg.model, "overwrite": True})
             result = train_dpo(dpo_pairs(cfg, train + heldout), settings, probe=probe)
@@ -108,10 +107,6 @@ class TrainStep(Step):
 
     @staticmethod
     def _grpo(ctx: StepContext, target: Path, probe):
-        from raipipe.judges.refusal import FeatureRefusalJudge
-        from raipipe.posttrain.grpo import train_grpo
-        from raipipe.posttrain.reward import CombinedReward
-        from raipipe.posttrain.reward_model import RewardModelScorer
         from raipipe.posttrain.sample import trainable_records
 
         cfg = ctx.config
@@ -119,8 +114,6 @@ class TrainStep(Step):
         scorer = RewardModelScorer(rm_dir) if rm_dir else None
         rubric = None
         if cfg.rank.judge_model:
-            from raipipe.judges.llm_judge import RubricJudge
-
             rubric = RubricJudge(model=cfg.rank.judge_model)
         reward = CombinedReward(cfg.reward, scorer, rubric, FeatureRefusalJudge(), pack=ctx.pack)
         records = trainable_records(cfg.sample.dataset, cfg.sample.limit, cfg.sample.seed)

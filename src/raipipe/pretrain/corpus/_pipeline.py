@@ -10,12 +10,12 @@ from functools import cached_property
 from pathlib import Path
 
 from raipipe.fileio import atomic_write_json
-from raipipe.policy.loader import PolicyPack, load_pack
+from raipipe.policy.loader import PolicyPack
 from raipipe.pretrain.corpus._actions import Action, Recontextualiser, decide, frames_digest, load_frames
 from raipipe.pretrain.corpus._config import CorpusConfig
 from raipipe.pretrain.corpus._documents import Document, list_shards, read_shard, shard_name
 from raipipe.pretrain.corpus._ledger import InputStamp, ShardLedger
-from raipipe.pretrain.corpus._scorers import get_scorer
+from raipipe.pretrain.corpus._scorers import get_scorer, shared_pack
 from raipipe.pretrain.corpus._write import write_shard
 
 Stream = Iterator[Document | int]
@@ -89,7 +89,7 @@ class Pipeline:
 
     @cached_property
     def pack(self) -> PolicyPack:
-        return load_pack(self.config.pack)
+        return shared_pack(self.config.pack)
 
     @cached_property
     def recontextualiser(self) -> Recontextualiser:

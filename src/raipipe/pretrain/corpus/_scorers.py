@@ -2,7 +2,8 @@
 
 `minilm` (default) compares a document's chunks with every policy's own harm descriptions and examples
 (from the pack, so a new policy is scored without retraining) and turns the similarities into a
-probability with a small logistic head trained on the team-written fixture. `lexical` counts policy
+probability with a small logistic head trained on the team-written fixture (once per machine: the head
+and prototype embeddings are cached on disk under a digest of what they come from). `lexical` counts policy
 harm-tag words: cheap and predictable, for tests and smoke runs."""
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Scorer:
 
 SCORERS: Registry[Scorer] = Registry("corpus scorer", "raipipe.corpus_scorers")
 register_scorer = SCORERS.register
+_ENCODE_GROUP = 32  # chunks per encoder call, length-sorted first (see MiniLMScorer._embed_chunks)
 
 
 def fixture_path() -> Path:
@@ -77,11 +79,25 @@ class LexicalScorer(Scorer):
         self.patterns = {pid: [re.compile(rf"\b{re.escape(w.lower())}", re.I) for w in ws]
                          for pid, ws in sorted(terms.items()) if ws}
         self.saturate = max(1, saturate)
+        words = sorted({w.lower() for ws in terms.values() for w in ws}, key=lambda w: (-len(w), w))
+        first = f"(?=[{''.join(sorted({re.escape(w[0]) for w in words}))}])" if all(words) else ""
+        self.any_term = re.compile(rf"\b{first}(?=(?:{'|'.join(map(re.escape, words))}))", re.I)
+
+    def _found(self, text: str) -> set[re.Pattern[str]]:
+        """The term patterns that match `text`, exactly as each one's own `search` would say.
+
+        One scan finds every position where some term starts (most documents have none); only there are
+        the terms tried one by one. Scanning once per term instead cost 160 passes over each document."""
+        starts = [m.start() for m in self.any_term.finditer(text)]
+        if not starts:
+            return set()
+        return {p for pats in self.patterns.values() for p in pats if any(p.match(text, s) for s in starts)}
 
     def score(self, texts: Sequence[str]) -> list[Score]:
         out = []
         for text in texts:
-            hits = {pid: sum(1 for p in pats if p.search(text)) for pid, pats in self.patterns.items()}
+            found = self._found(text)
+            hits = {pid: sum(1 for p in pats if p in found) for pid, pats in self.patterns.items()}
             best = max(hits, key=lambda k: hits[k], default="")
             n = hits.get(best, 0)
             out.append(self._score(best if n else "", min(1.0, n / self.saturate)))
@@ -89,7 +105,13 @@ class LexicalScorer(Scorer):
 
 
 def chunks(text: str, words: int, limit: int) -> list[str]:
-    """Word windows of `words`; at most `limit` of them, evenly spread over a long document."""
+    """Word windows of `words`; at most `limit` of them, evenly spread over a long document.
+
+    The encoder sees 128 tokens at most (80 words of ordinary prose are ~100 tokens; a window's tokens
+    past 128 are cut), so a document is scored by windows rather than truncated to its opening:
+    similarities are max-pooled over windows, so a harmful passage anywhere raises the
+    document's score and benign windows cannot dilute it. The `limit` bounds the cost of very long
+    documents; a short harmful passage between sampled windows of such a document can be missed."""
     toks = text.split()
     parts = [" ".join(toks[i : i + words]) for i in range(0, max(1, len(toks)), words)] or [text]
     if len(parts) > limit:
@@ -109,6 +131,7 @@ class MiniLMScorer(Scorer):
 
     def __init__(self, pack: PolicyPack, chunk_words: int = 80, max_chunks: int = 8, c: float = 4.0,
                  fixture: str | None = None):
+        from raipipe.judges.data import cached_head
         from raipipe.judges.encoder import shared_encoder
 
         super().__init__(pack)
@@ -120,16 +143,43 @@ class MiniLMScorer(Scorer):
             pol = pack.policies[pid]
             harm += [(i, t) for t in [*pol.disallowed, *pol.examples.violating]]
             safe += [(i, t) for t in [*pol.allowed, *pol.examples.benign]]
-        self.harm_idx, self.safe_idx = np.array([i for i, _ in harm]), np.array([i for i, _ in safe])
-        self.harm_emb = self.encoder.encode([t for _, t in harm])
-        self.safe_emb = self.encoder.encode([t for _, t in safe])
-        rows = read_fixture(Path(fixture) if fixture else None)
-        self.head = self._fit(rows, c)
+        fixture_file = Path(fixture) if fixture else fixture_path()
+        rows = read_fixture(fixture_file)
         # attribution prototypes: the pack's harm texts plus the fixture's labelled harmful-topic documents
         extra = [(self.ids.index(r["policy_id"]), r["text"]) for r in rows if r.get("policy_id") in pack.policies]
+        self.harm_idx, self.safe_idx = np.array([i for i, _ in harm]), np.array([i for i, _ in safe])
         self.attr_idx = np.concatenate([self.harm_idx, np.array([i for i, _ in extra], dtype=int)])
+        state = cached_head(self._state_path(fixture_file, c), lambda: self._fit(harm, safe, extra, rows, c))
+        self.harm_emb, self.safe_emb, self.attr_emb, self.head = (
+            state["harm_emb"], state["safe_emb"], state["attr_emb"], state["head"])
+
+    def _state_path(self, fixture_file: Path, c: float) -> Path:
+        """Where the fitted state lives, named by everything it is computed from: the fixture's bytes, the
+        pack's policies (prototype texts), the chunking, C and the encoder's files. Fitting took most of
+        a worker's start-up (every process and Ray task refitted the same head); now it happens once."""
+        from raipipe.judges.data import files_digest
+        from raipipe.models.embedded import cache_root
+        from raipipe.models.transformers_backend import _dir_fingerprint
+
+        salt = json.dumps({"scorer": "corpus-minilm-v2", "pack": self.pack.digest, "chunk_words": self.chunk_words,
+                           "max_chunks": self.max_chunks, "c": c, "encoder": _dir_fingerprint(self.encoder.path)})
+        return cache_root() / "corpus" / f"minilm-{files_digest([fixture_file], salt.encode())}.joblib"
+
+    def _fit(self, harm: list[tuple[int, str]], safe: list[tuple[int, str]], extra: list[tuple[int, str]],
+             rows: list[dict], c: float) -> dict[str, Any]:
+        """Prototype embeddings and the logistic head trained on the fixture's head features."""
+        from sklearn.linear_model import LogisticRegression
+
+        y = np.array([r["label"] == "harmful" for r in rows], dtype=int)
+        if len(set(y)) < 2:
+            raise UsageError("the corpus scorer fixture needs both harmful and benign rows")
+        self.harm_emb = self.encoder.encode([t for _, t in harm])
+        self.safe_emb = self.encoder.encode([t for _, t in safe])
+        head = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(
+            self._head_features(*self._embed_chunks([r["text"] for r in rows])), y)
         extra_emb = self.encoder.encode([t for _, t in extra]) if extra else self.harm_emb[:0]
-        self.attr_emb = np.vstack([self.harm_emb, extra_emb])
+        return {"harm_emb": self.harm_emb, "safe_emb": self.safe_emb,
+                "attr_emb": np.vstack([self.harm_emb, extra_emb]), "head": head}
 
     def _per_policy_max(self, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
         out = np.full((sims.shape[0], len(self.ids)), -1.0, dtype=np.float32)
@@ -137,30 +187,36 @@ class MiniLMScorer(Scorer):
             out[:, p] = sims[:, idx == p].max(axis=1)
         return out
 
-    def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(head features, per-policy attribution similarity), chunk similarities max-pooled per document."""
+    def _embed_chunks(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk embeddings of all `texts` (in order) and each document's chunk bounds.
+
+        Chunks are sorted by length and encoded in groups of `_ENCODE_GROUP`: a batch is padded to its
+        longest chunk, and a document's full windows and short last window sent together padded the
+        short ones to full length (a third of the encoder's time on 120-word documents)."""
         per_doc = [chunks(t, self.chunk_words, self.max_chunks) for t in texts]
         flat = [c for cs in per_doc for c in cs]
-        emb = self.encoder.encode(flat)
+        order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+        groups = [order[i : i + _ENCODE_GROUP] for i in range(0, len(order), _ENCODE_GROUP)]
+        emb = np.zeros((len(flat), self.harm_emb.shape[1]), dtype=np.float32)
+        for idx in groups:
+            emb[idx] = self.encoder.encode([flat[i] for i in idx])
+        return emb, np.cumsum([0] + [len(cs) for cs in per_doc])
+
+    def _head_features(self, emb: np.ndarray, bounds: np.ndarray) -> np.ndarray:
         harm = self._per_policy_max(emb @ self.harm_emb.T, self.harm_idx)
         safe = self._per_policy_max(emb @ self.safe_emb.T, self.safe_idx)
-        bounds = np.cumsum([0] + [len(cs) for cs in per_doc])
-        attr = self._per_policy_max(emb @ self.attr_emb.T, self.attr_idx) if hasattr(self, "attr_emb") else harm
-        feats, attrs = [], []
+        feats = []
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             h, m = harm[a:b].max(0), (harm[a:b] - safe[a:b]).max(0)
             feats.append(np.concatenate([h, m, [h.max(), m.max()], emb[a:b].mean(0)]))
-            attrs.append(attr[a:b].max(0))
-        return np.stack(feats), np.stack(attrs)
+        return np.stack(feats)
 
-    def _fit(self, rows: list[dict], c: float):
-        from sklearn.linear_model import LogisticRegression
-
-        x, _ = self.features([r["text"] for r in rows])
-        y = np.array([r["label"] == "harmful" for r in rows], dtype=int)
-        if len(set(y)) < 2:
-            raise UsageError("the corpus scorer fixture needs both harmful and benign rows")
-        return LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
+    def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(head features, per-policy attribution similarity), chunk similarities max-pooled per document."""
+        emb, bounds = self._embed_chunks(texts)
+        attr = self._per_policy_max(emb @ self.attr_emb.T, self.attr_idx)
+        attrs = [attr[a:b].max(0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return self._head_features(emb, bounds), np.stack(attrs)
 
     def score(self, texts: Sequence[str]) -> list[Score]:
         if not texts:
@@ -171,8 +227,15 @@ class MiniLMScorer(Scorer):
 
 
 @lru_cache(maxsize=4)
+def shared_pack(pack_dir: str | None) -> PolicyPack:
+    """One parsed pack per process and folder: the pipeline and its scorer both need it, and parsing
+    it (~0.2 s) was paid twice in every worker."""
+    return load_pack(pack_dir)
+
+
+@lru_cache(maxsize=4)
 def _cached(name: str, params_json: str, pack_dir: str | None) -> Scorer:
-    return SCORERS.get(name)(load_pack(pack_dir), **json.loads(params_json))
+    return SCORERS.get(name)(shared_pack(pack_dir), **json.loads(params_json))
 
 
 def get_scorer(name: str, params: dict[str, Any], pack_dir: str | None = None) -> Scorer:
