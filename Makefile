@@ -35,7 +35,8 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium not installed: browser tests will be skipped"
 
-test: $(STAMP) browser
+# the type check first (about a minute), then the tests
+test: $(STAMP) browser typecheck
 	$(BIN)/pytest -q
 
 lint: $(STAMP) typecheck

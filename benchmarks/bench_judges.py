@@ -99,11 +99,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=Path, action="append", help="labelled JSONL (default: shipped held-out)")
     parser.add_argument("--judge", action="append", help="judges to compare (default: refusal, refusal-xenc, "
-                        "refusal-features, refusal-opener)")
+                        "refusal-stack, refusal-features, refusal-opener)")
     parser.add_argument("--speed", type=int, default=2250, help="answers to time (0: skip)")
     args = parser.parse_args()
     files = args.labels or [judge_data_path(f) for f in REFUSAL_HELDOUT_FILES + MODEL_ANSWER_HELDOUT_FILES]
-    judges = args.judge or ["refusal", "refusal-xenc", "refusal-features", "refusal-opener"]
+    judges = args.judge or ["refusal", "refusal-xenc", "refusal-stack", "refusal-features", "refusal-opener"]
     console = Console(width=max(Console().width, 110))
     run(judges, files, console)
     if args.speed:

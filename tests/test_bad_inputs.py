@@ -137,6 +137,13 @@ def test_bad_input_is_one_clear_error(ws: Path, args: list[str], code: int, need
     assert not (ws / "out").exists(), "a bad input must not write to --out"
 
 
+def test_policy_validate_reports_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "latin1.yaml").write_bytes(b"id: safety.caf\xe9\n")
+    res = runner.invoke(app, ["policy", "validate", str(tmp_path / "latin1.yaml")])
+    assert res.exit_code == 1 and "not valid UTF-8" in " ".join(res.output.split()), res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+
+
 def test_enough_distinct_cases() -> None:
     assert len({tuple(c[0]) for c in CASES}) >= 40
 

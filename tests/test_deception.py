@@ -22,6 +22,7 @@ from raipipe.redteam.deception import (
     Stance,
     aggregate,
     default_scenarios_dir,
+    load_detector,
     load_results,
     load_scenario,
     load_scenarios,
@@ -327,6 +328,17 @@ def test_cli_runs_a_scripted_target(scenario_file: Path, tmp_path: Path):
     assert bad.exit_code == 2 and "no such scenario directory" in bad.output
     ok = CliRunner().invoke(app, ["validate"])
     assert ok.exit_code == 0 and "scenarios valid" in ok.output
+
+
+def test_detector_specs():
+    assert isinstance(load_detector("pattern"), PatternDetector)
+    assert load_detector("similarity:0.8").detector_id == "similarity(t=0.8,m=0.05)"
+    with pytest.raises(UsageError, match="takes no argument"):
+        load_detector("pattern:strict")
+    with pytest.raises(UsageError, match="must be a number"):
+        load_detector("similarity:high")
+    with pytest.raises(UsageError, match="unknown claim detector"):
+        load_detector("nope")
 
 
 @pytest.mark.slow

@@ -32,7 +32,8 @@ class Crash(BaseException):
 
 class ScriptedTarget(ChatModel):
     """Falls for role play, answers the one plain prompt it does not mind, refuses everything else.
-    `crash_after` live generate calls, it raises Crash (the process dies mid-run)."""
+    Once it has answered `crash_after` conversations, it raises Crash (the process dies mid-run); counted in
+    conversations, not calls, because calls from attack threads are batched."""
 
     name = "scripted-target"
 
@@ -47,7 +48,7 @@ class ScriptedTarget(ChatModel):
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
         with self._lock:
             self.calls += 1
-            if self.crash_after is not None and self.calls > self.crash_after:
+            if self.crash_after is not None and self.conversations >= self.crash_after:
                 raise Crash()
             self.conversations += len(conversations)
         return [[self.reply(c[-1].content)] for c in conversations]
@@ -113,9 +114,9 @@ def test_store_matches_jsonl(tmp_path, judge):
 
 
 def test_resume_after_crash_redoes_nothing(tmp_path, judge):
-    # call 1 screens the seeds; calls 2-3 are two attempts on h1; call 4 dies
+    # the screen answers the 3 seeds; then two attempts on h1; the next query dies
     with pytest.raises(Crash):
-        run(ScriptedTarget(crash_after=3), tmp_path, judge)
+        run(ScriptedTarget(crash_after=5), tmp_path, judge)
     first = list(read_records(tmp_path / "attacks.jsonl"))
     assert len(first) == 2
     with open(tmp_path / "attacks.jsonl", "a") as f:
@@ -135,7 +136,7 @@ def test_resume_after_crash_redoes_nothing(tmp_path, judge):
 
 def test_resume_concurrent_crash_no_duplicates(tmp_path, judge):
     with pytest.raises(Crash):
-        run(ScriptedTarget(crash_after=4), tmp_path, judge, concurrency=4)
+        run(ScriptedTarget(crash_after=5), tmp_path, judge, concurrency=4)
     summary = run(ScriptedTarget(), tmp_path, judge, concurrency=4)
     ids = [r.id for r in read_records(tmp_path / "attacks.jsonl")]
     assert len(ids) == len(set(ids)) == 6 == summary.records_total

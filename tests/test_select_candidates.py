@@ -34,3 +34,15 @@ def test_max_graded_keeps_the_fewest_probe_violations_in_step_order():
 
 def test_without_a_probe_curve_every_checkpoint_is_graded():
     assert prune_by_probe(CKPTS, {}, margin=0.15, max_graded=None) == (CKPTS, [])
+
+
+def test_the_last_periodic_save_just_before_the_final_one_is_not_graded_twice():
+    ckpts = [(55, Path("checkpoint-55")), (165, Path("checkpoint-165")), (166, Path("checkpoint-166"))]
+    kept, reasons = prune_by_probe(ckpts, {}, margin=0.15, max_graded=2)
+    assert [s for s, _ in kept] == [55, 166]
+    assert reasons == ["checkpoint-165: not graded — only 1 step(s) before checkpoint-166"]
+
+
+def test_checkpoints_saved_every_step_are_all_graded():
+    ckpts = [(1, Path("checkpoint-1")), (2, Path("checkpoint-2"))]
+    assert prune_by_probe(ckpts, {}, margin=0.15, max_graded=None) == (ckpts, [])

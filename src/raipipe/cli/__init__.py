@@ -101,7 +101,8 @@ app.add_typer(posttrain_cmd.app, name="posttrain", help="Post-train for policy a
 pretrain_cli.app.registered_commands += corpus_cli.app.registered_commands + probe_cli.app.registered_commands
 app.add_typer(pretrain_cli.app, name="pretrain",
               help="Pretraining data: exercises from policy, harmful text in a corpus, probes.")
-app.add_typer(redteam_cli.app, name="redteam", help="Red teaming: run attacks, promote findings, report.")
+app.add_typer(redteam_cli.app, name="redteam",
+              help="Red teaming: run attacks, red team by hand in a web page, promote findings, report.")
 app.add_typer(deception_cli.app, name="deception",
               help="Long-horizon deception: multi-session scenarios and trajectory checks.")
 eval_cmd.register(app)

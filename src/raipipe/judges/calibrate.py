@@ -69,7 +69,8 @@ def agreement(human: Sequence[str], judged: Sequence[str], judge_id: str = "", s
 
 def calibrate(judge: Judge, rows: Sequence[dict], source: str = "") -> Calibration:
     """Run `judge` on labelled rows ({prompt, response, label}) and compare with the labels."""
-    items = [JudgeInput(id=str(r.get("id", i)), prompt=r.get("prompt", ""), response=r.get("response"))
-             for i, r in enumerate(rows)]
+    # model_validate: a null response is allowed here and becomes `non_text` (the constructor's type says str)
+    items = [JudgeInput.model_validate({"id": str(r.get("id", i)), "prompt": r.get("prompt", ""),
+                                        "response": r.get("response")}) for i, r in enumerate(rows)]
     verdicts = [j.verdict.value for j in judge.judge(items)]
     return agreement([r["label"] for r in rows], verdicts, judge.judge_id, source)

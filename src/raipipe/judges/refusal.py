@@ -86,7 +86,7 @@ class FeatureRefusalJudge(Judge):
         self.train_paths = [Path(p) for p in train_files] if train_files else default_train_files()
         self.digest = files_digest(self.train_paths, b"refusal-classifier-v2")
         self.head_path = Path(head_path) if head_path else cache_root() / "judges" / f"refusal-{self.digest}.joblib"
-        self._clf = None
+        self._clf: RefusalClassifier | None = None
 
     @property
     def judge_id(self) -> str:
@@ -96,7 +96,7 @@ class FeatureRefusalJudge(Judge):
         return [judge_data_path(f) for f in REFUSAL_HELDOUT_FILES]
 
     @property
-    def classifier(self):
+    def classifier(self) -> RefusalClassifier:
         if self._clf is None:
             def fit() -> RefusalClassifier:
                 rows = read_labelled(self.train_paths)

@@ -131,8 +131,9 @@ def calibrate_specificity(judge: SpecificityJudge, rows: Sequence[dict], source:
     """Agreement of the specificity judge with human levels (unscoreable where it gives no level)."""
     from raipipe.judges.calibrate import UNSCOREABLE, agreement
 
-    items = [JudgeInput(id=str(r.get("id", i)), prompt=r.get("prompt", ""), response=r.get("response"))
-             for i, r in enumerate(rows)]
+    # model_validate: a null response is allowed here and becomes `non_text` (the constructor's type says str)
+    items = [JudgeInput.model_validate({"id": str(r.get("id", i)), "prompt": r.get("prompt", ""),
+                                        "response": r.get("response")}) for i, r in enumerate(rows)]
     levels = [j.level.value if j.level else UNSCOREABLE for j in judge.rate(items)]
     return agreement([r["label"] for r in rows], levels, judge.judge_id, source,
                      labels=[lv.value for lv in LEVELS] + [UNSCOREABLE])

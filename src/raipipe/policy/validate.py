@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from raipipe.policy.loader import PACK_FILE, PackInfo, PolicyError, parse_yaml_model
+from raipipe.policy.loader import PACK_FILE, PackInfo, PolicyError, load_yaml, parse_yaml_model
 from raipipe.policy.profile import ProductProfile
 from raipipe.policy.schema import Policy
 
@@ -25,29 +25,35 @@ class FileResult:
         return self.error is None
 
 
-def _kind_of(path: Path) -> str:
+def _kind_of(path: Path, text: str | None) -> str:
     if path.name == PACK_FILE:
         return "pack"
+    if text is None:
+        return "policy"  # unreadable: the policy parser reports why
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError):
+        data = load_yaml(text)
+    except (yaml.YAMLError, RecursionError):
         return "policy"  # let the policy parser report the syntax error with its line
     return "profile" if isinstance(data, dict) and "model_kind" in data else "policy"
 
 
 def validate_file(path: Path) -> FileResult:
     """Parse one YAML file as the kind it looks like; never raises for invalid content."""
-    kind = _kind_of(path)
+    try:
+        text: str | None = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None  # parse_yaml_model reads it again and reports the problem as a load would
+    kind = _kind_of(path, text)
     result = FileResult(path=path, kind=kind)
     try:
         if kind == "pack":
-            info = parse_yaml_model(path, PackInfo)
+            info = parse_yaml_model(path, PackInfo, text)
             result.summary = f"pack {info.name}@{info.version}"
         elif kind == "profile":
-            prof = parse_yaml_model(path, ProductProfile)
+            prof = parse_yaml_model(path, ProductProfile, text)
             result.summary = f"profile {prof.name} ({prof.model_kind}, {prof.audience})"
         else:
-            pol = parse_yaml_model(path, Policy)
+            pol = parse_yaml_model(path, Policy, text)
             result.summary = f"{pol.ref} [{pol.pillar}]"
             expected = pol.id.replace(".", "_")
             if path.stem != expected:

@@ -34,12 +34,26 @@ def read_probe_curve(run_dir: Path) -> dict[int, ProbePoint]:
     return {int(r["step"]): ProbePoint.model_validate(r) for r in rows if "step" in r}
 
 
+NEAR_SHARE = 10  # a checkpoint closer to the next one than a tenth of its save interval is not graded apart
+
+
 def prune_by_probe(checkpoints: Sequence[tuple[int, Path]], curve: dict[int, ProbePoint], margin: float,
                    max_graded: int | None) -> tuple[list[tuple[int, Path]], list[str]]:
-    """(checkpoints to grade, one reason per dropped checkpoint). Without probe rows nothing is dropped."""
+    """(checkpoints to grade, one reason per dropped checkpoint). Without probe rows nothing is dropped
+    by the probe; a checkpoint a few steps before the next one (the last periodic save just before the
+    final one, e.g. 165 and 166 with saves every 55) is the same model in all but name and is not graded twice."""
     start = curve.get(0)
-    kept, reasons = [], []
+    kept: list[tuple[int, Path]] = []
+    reasons: list[str] = []
+    checkpoints = sorted(checkpoints)
+    steps = [0] + [step for step, _ in checkpoints]
+    near = {path: f"{path.name}: not graded — only {later_step - step} step(s) before {later.name}"
+            for (step, path), (later_step, later), earlier in zip(checkpoints, checkpoints[1:], steps, strict=False)
+            if (later_step - step) * NEAR_SHARE < step - earlier}
     for step, path in checkpoints:
+        if path in near:
+            reasons.append(near[path])
+            continue
         point = curve.get(step)
         if (start and point and start.over_refusal_rate is not None and point.over_refusal_low is not None
                 and point.over_refusal_low > start.over_refusal_rate + margin):

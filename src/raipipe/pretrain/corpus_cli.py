@@ -4,7 +4,7 @@ print the ledger, and optionally mix the result with exercises at target proport
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -83,8 +83,8 @@ def corpus(
             raise RaipipeError(f"--input {input_dir}: not a folder", hint="give a folder of .jsonl/.txt shards")
         require_writable(out, "--out")
         cfg = parse_yaml_model(config, CorpusConfig) if config else CorpusConfig()
-        overrides = {"executor": {"name": executor, "workers": workers}, "actions": {"harm_tags": harm_tags
-                     or cfg.actions.harm_tags}}
+        overrides: dict[str, Any] = {"executor": {"name": executor, "workers": workers},
+                                     "actions": {"harm_tags": harm_tags or cfg.actions.harm_tags}}
         if scorer:
             overrides["scorer"] = {"name": scorer}
         if pack:

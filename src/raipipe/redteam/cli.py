@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
@@ -15,7 +15,12 @@ from rich.table import Table
 from raipipe.cli_support import friendly_errors
 from raipipe.errors import InputFileError, UsageError, require_writable
 
+if TYPE_CHECKING:
+    from raipipe.redteam.run import RunSummary
+
 app = typer.Typer(no_args_is_help=True, help="Red teaming: attack a target (or by hand), promote findings, report.")
+
+
 def _names(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -59,18 +64,9 @@ def run_cmd(
         from raipipe.data.specs import resolve_dataset
         from raipipe.judges import load_judge
         from raipipe.models import load_model
-        from raipipe.models.registry import check_model_spec
         from raipipe.redteam.run import RunOptions, run_redteam
-        from raipipe.redteam.strategies import STRATEGIES
 
-        names = _names(strategies)
-        if not names:
-            raise UsageError("--strategies is empty", hint="e.g. --strategies converter_sweep")
-        for name in names:
-            STRATEGIES.get(name)  # an unknown name fails before any model loads
-        check_model_spec(target)
-        if attacker:
-            check_model_spec(attacker)
+        names = _checked_strategies(strategies, target, attacker)
         require_writable(out, "--out")
         options = RunOptions(concurrency=concurrency, seed_filter="all" if all_seeds else "refused",
                              max_seeds=max_seeds, strategy_options=_strategy_options(strategy_config), seeds_spec=seeds)
@@ -85,17 +81,37 @@ def run_cmd(
             target_model.close()
             if attacker_model is not None:
                 attacker_model.close()
-        table = Table(title=f"red-team run {summary.run_id}")
-        table.add_column("")
-        table.add_column("", justify="right")
-        for key in ("seeds_attacked", "units_total", "units_skipped", "units_failed", "records_new",
-                    "records_total", "target_queries", "replayed_queries"):
-            table.add_row(key.replace("_", " "), str(getattr(summary, key)))
-        for outcome, n in summary.outcomes.items():
-            table.add_row(f"outcome {outcome}", str(n))
-        Console().print(table)
-        if summary.units_failed:
-            typer.echo(f"{summary.units_failed} unit(s) failed; rerun the same command to retry them", err=True)
+        _print_summary(summary)
+
+
+def _checked_strategies(strategies: str, target: str, attacker: str | None) -> list[str]:
+    """The strategy names, after checking them and the model specs: a typo fails before any model loads."""
+    from raipipe.models.registry import check_model_spec
+    from raipipe.redteam.strategies import STRATEGIES
+
+    names = _names(strategies)
+    if not names:
+        raise UsageError("--strategies is empty", hint="e.g. --strategies converter_sweep")
+    for name in names:
+        STRATEGIES.get(name)
+    check_model_spec(target)
+    if attacker:
+        check_model_spec(attacker)
+    return names
+
+
+def _print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"red-team run {summary.run_id}")
+    table.add_column("")
+    table.add_column("", justify="right")
+    for key in ("seeds_attacked", "units_total", "units_skipped", "units_failed", "records_new",
+                "records_total", "target_queries", "replayed_queries"):
+        table.add_row(key.replace("_", " "), str(getattr(summary, key)))
+    for outcome, n in summary.outcomes.items():
+        table.add_row(f"outcome {outcome}", str(n))
+    Console().print(table)
+    if summary.units_failed:
+        typer.echo(f"{summary.units_failed} unit(s) failed; rerun the same command to retry them", err=True)
 
 
 @app.command("promote")

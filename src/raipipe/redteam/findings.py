@@ -131,15 +131,18 @@ class _Finding:
         rid, s = self.row_id, self.seed
         source = Provenance(kind=SourceKind.RED_TEAM, name=name, ref=f"redteam-run:{self.run['run_id']}/"
                             f"{self.record.id}", collected=self.record.finished_at.date())
-        common = {"pillar": s.pillar, "policy_id": s.policy_id, "language": s.language, "split": split,
-                  "pair_id": rid, "source": source, "category": self.record.strategy}
-        out = [PromptRecord(id=rid, prompt=_prompt_of(self.messages), label=Label.HARMFUL, **common,
-                            metadata=self.provenance("finding", s, self.messages, version))]
+
+        def row(row_id: str, messages: list[Message], label: Label, language: str, meta: dict) -> PromptRecord:
+            return PromptRecord(id=row_id, prompt=_prompt_of(messages), label=label, pillar=s.pillar,
+                                policy_id=s.policy_id, language=language, split=split, pair_id=rid, source=source,
+                                category=self.record.strategy, metadata=meta)
+
+        out = [row(rid, self.messages, Label.HARMFUL, s.language,
+                   self.provenance("finding", s, self.messages, version))]
         if partner is not None and twin is not None:
             meta = self.provenance("benign_twin", partner, twin, version)
             meta["redteam"]["twin_of"] = rid
-            out.append(PromptRecord(id=f"{rid}-benign", prompt=_prompt_of(twin), label=Label.BENIGN,
-                                    **{**common, "language": partner.language}, metadata=meta))
+            out.append(row(f"{rid}-benign", twin, Label.BENIGN, partner.language, meta))
         return out
 
 
@@ -241,7 +244,9 @@ def promote(run_dirs: Sequence[str | Path], root: str | Path, *, judge: Judge | 
 
 def _build_rows(findings: list[_Finding], attacker: ChatModel | None, config: PromoteConfig,
                 version: int) -> tuple[list[PromptRecord], list[dict], Counter[str]]:
-    rows, without_twin, missing = [], [], Counter()
+    rows: list[PromptRecord] = []
+    without_twin: list[dict] = []
+    missing: Counter[str] = Counter()
     for f in findings:
         twin, why = _twin(f, attacker)
         if twin is None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from raipipe.judges.base import Judge, JudgeInput, Judgement
 from raipipe.models.base import ChatModel, Conversation, GenerationParams, conversation_key
+from raipipe.redteam.batching import BatchingTarget
 from raipipe.redteam.records import AttackRecord, utcnow
 from raipipe.store.redteam_tables import AttackRow, AttackUnit, RedteamRun
 
@@ -131,8 +132,8 @@ class RunState:
 
 
 class ReplayTarget(ChatModel):
-    """The target, answering first from recorded exchanges (in recorded order per conversation), and
-    serialising calls to backends that are not safe to call from several threads at once."""
+    """The target, answering first from recorded exchanges (in recorded order per conversation); calls
+    to backends that are not safe to call from several threads at once are gathered into batches."""
 
     name = "replay"
 
@@ -144,7 +145,7 @@ class ReplayTarget(ChatModel):
                 self.recorded[conversation_key(t.sent)].append(t.response)
         self.replayed = self.queried = 0
         self._lock = threading.Lock()
-        self._serial = threading.Lock() if not hasattr(target, "agenerate") else None
+        self._batcher = BatchingTarget(target) if not hasattr(target, "agenerate") else None
 
     @property
     def model_id(self) -> str:
@@ -168,10 +169,9 @@ class ReplayTarget(ChatModel):
         return out  # type: ignore[return-value]
 
     def _live(self, conversations: list[Conversation], params: GenerationParams) -> list[list[str]]:
-        if self._serial is None:
+        if self._batcher is None:
             return self.target.generate(conversations, params)
-        with self._serial:
-            return self.target.generate(conversations, params)
+        return self._batcher.generate(conversations, params)
 
 
 class LockedJudge(Judge):

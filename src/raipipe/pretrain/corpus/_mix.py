@@ -130,7 +130,8 @@ def corpus_sources(corpus_out: Path | str, proportions: dict[str, float],
     """Sources named `general` (kept text), `recontextualised` and `exercises` from a corpus output
     folder and an exercises folder (`raipipe pretrain exercises`)."""
     data = sorted((Path(corpus_out) / "data").glob("*.jsonl"))
-    known = {"general": (data, "keep"), "recontextualised": (data, "recontextualise")}
+    known: dict[str, tuple[list[Path], str | None]] = {"general": (data, "keep"),
+                                                       "recontextualised": (data, "recontextualise")}
     if exercises_dir is not None:
         from raipipe.pretrain.exercises import shard_paths
 

@@ -34,7 +34,9 @@ class Passage(BaseModel):
 
 def _paragraphs(lines: list[str]) -> list[str]:
     """Blank-line separated blocks; fenced code stays in one block even with blank lines inside."""
-    blocks, cur, in_fence = [], [], False
+    blocks: list[str] = []
+    cur: list[str] = []
+    in_fence = False
     for line in lines:
         if _FENCE.match(line):
             in_fence = not in_fence

@@ -89,7 +89,7 @@ def counterfactuals(policy: Policy, phrases: Phrases) -> Iterator[Draft]:
     for exc in policy.exceptions:
         path = f"exceptions[{exc.id}]"
         for allowed, denied in _condition_pairs(exc):
-            changed = (allowed[0], None) if allowed[0] != denied[0] else (None, allowed[1])
+            changed: Conditions = (allowed[0], None) if allowed[0] != denied[0] else (None, allowed[1])
             values = base | {
                 "exception": exc.description.strip(),
                 "allowed_context": r.context(exc, *allowed, phrases),

@@ -13,10 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import ClassVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from raipipe.policy.loader import PolicyError, _node_at, parse_yaml_model
+from raipipe.policy.loader import PolicyError, parse_yaml_model, yaml_line
 from raipipe.policy.schema import Pillar, Severity
 from raipipe.pretrain.exercises._records import ExerciseKind
 
@@ -82,7 +81,7 @@ class _Template(_Strict):
     @field_validator("*", mode="after")
     @classmethod
     def _placeholders(cls, v: object, info: ValidationInfo) -> object:
-        allowed = cls.FIELDS.get(info.field_name)
+        allowed = cls.FIELDS.get(info.field_name) if info.field_name else None
         return _check(v, allowed) if allowed is not None and isinstance(v, str) else v
 
 
@@ -158,7 +157,7 @@ def default_templates_dir() -> Path:
 
 def _fail(path: Path, text: str, field_path: str, message: str) -> PolicyError:
     loc = [int(k) if k.isdigit() else k for k in field_path.split(".")]
-    line = _node_at(yaml.compose(text), loc).start_mark.line + 1
+    line = yaml_line(text, loc)
     return PolicyError(path, line, field_path, message)
 
 

@@ -90,7 +90,7 @@ def perplexity_by_group(model, tokenizer, texts: Sequence[ProbeText],
             nll[group] += s
             tokens[group] += n
     model.train(was_training)
-    n_texts = defaultdict(int)
+    n_texts: dict[str, int] = defaultdict(int)
     for t in texts:
         n_texts[t.group] += 1
     return {g: GroupPerplexity(group=g, perplexity=math.exp(nll[g] / tokens[g]), nll=nll[g] / tokens[g],

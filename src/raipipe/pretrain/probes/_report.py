@@ -63,7 +63,7 @@ def _rate_rows(cps: list[CheckpointProbes], metric: str) -> list[Row]:
         cells = []
         for i, r in enumerate(rates):
             v = r.rate if r is not None else None
-            text = "n/a" if v is None else f"{v:.0%} [{r.low:.0%}, {r.high:.0%}]"
+            text = "n/a" if r is None or v is None else f"{v:.0%} [{r.low:.0%}, {r.high:.0%}]"
             cells.append(Cell(value=v, text=text, delta=None if v is None or base is None or i == 0 else v - base))
         rows.append(Row(metric=metric.replace("_", "-"), group=p, cells=cells,
                         n=[r.n if r is not None else None for r in rates]))

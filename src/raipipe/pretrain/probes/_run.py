@@ -46,12 +46,17 @@ def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | N
     `.tokenizer`); API backends get the sparse probes only."""
     cfg = config or ProbeConfig()
     t0 = time.perf_counter()
-    keep = (lambda lang: lang in cfg.languages) if cfg.languages else (lambda lang: True)
+    languages = set(cfg.languages or ())
+
+    def keep(lang: str) -> bool:
+        return not languages or lang in languages
+
     result = CheckpointProbes(label=label, spec=spec, model_id=model.model_id, dtype=getattr(model, "dtype", None),
                               material=material_digest(cfg.probe_dir))
-    if getattr(model, "model", None) is not None and getattr(model, "tokenizer", None) is not None:
+    hf_model, tokenizer = getattr(model, "model", None), getattr(model, "tokenizer", None)
+    if hf_model is not None and tokenizer is not None:
         texts = [t for t in load_probe_texts(cfg.probe_dir) if keep(t.language)]
-        result.perplexity = perplexity_by_group(model.model, model.tokenizer, texts, cfg.perplexity)
+        result.perplexity = perplexity_by_group(hf_model, tokenizer, texts, cfg.perplexity)
     if cfg.run_sparse:
         if judge is None:
             from raipipe.judges.base import load_judge

@@ -129,7 +129,9 @@ def load_questions(directory: Path | str | None = None) -> list[SparseQuestion]:
                 err = exc.errors()[0]
                 raise DatasetError(path, None, f"{pillar}[{i}].{'.'.join(map(str, err['loc']))}", err["msg"]) from None
             pid = f"{Pillar(pillar).value}-{i:02d}"
-            for label, text in (("harmful", pair.harmful), ("benign", pair.benign)):
+            sides: tuple[tuple[Literal["harmful", "benign"], str], ...] = (("harmful", pair.harmful),
+                                                                             ("benign", pair.benign))
+            for label, text in sides:
                 out.append(SparseQuestion(id=f"{pid}-{label[0]}", pair_id=pid, pillar=pillar, policy_id=pair.policy,
                                           label=label, language=pair.lang, question=text))
     return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
+from raipipe.errors import UsageError
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.redteam.deception.schema import Claim
 from raipipe.registry import Registry
@@ -96,6 +97,14 @@ class ClaimDetector(ABC):
     def detector_id(self) -> str:
         return self.name
 
+    @classmethod
+    def from_spec(cls, arg: str) -> ClaimDetector:
+        """Build from the text after `NAME:` in a detector spec; a detector without options takes none."""
+        if arg:
+            raise UsageError(f"claim detector {cls.name!r} takes no argument (got {cls.name}:{arg})",
+                             hint=f"use `{cls.name}` alone")
+        return cls()
+
 
 def _builtin_detectors() -> None:
     """The built-ins are defined below; nothing more to import."""
@@ -135,7 +144,16 @@ class SimilarityDetector(ClaimDetector):
     support_threshold: ClassVar[float] = 0.75
 
     def __init__(self, threshold: float | str = 0.72, margin: float = 0.05, encoder=None):
-        self.threshold, self.margin, self._encoder = float(threshold), margin, encoder  # `similarity:0.8` works
+        self.threshold, self.margin, self._encoder = float(threshold), margin, encoder
+
+    @classmethod
+    def from_spec(cls, arg: str) -> ClaimDetector:
+        """`similarity:0.8` sets the threshold."""
+        try:
+            return cls(float(arg)) if arg else cls()
+        except ValueError:
+            raise UsageError(f"claim detector similarity:{arg}: the threshold must be a number",
+                             hint="e.g. `similarity:0.8`") from None
 
     @property
     def encoder(self):
@@ -207,6 +225,11 @@ class LLMDetector(ClaimDetector):
             model = load_model(model)
         self.model, self.params = model, GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
 
+    @classmethod
+    def from_spec(cls, arg: str) -> ClaimDetector:
+        """`llm:MODEL_SPEC` (any registered backend); default the embedded model."""
+        return cls(arg) if arg else cls()
+
     @property
     def detector_id(self) -> str:
         return f"llm({self.model.model_id})"
@@ -228,5 +251,4 @@ class LLMDetector(ClaimDetector):
 def load_detector(spec: str) -> ClaimDetector:
     """`pattern`, `similarity[:THRESHOLD]`, or `llm:MODEL_SPEC` (any registered backend); plug-ins by name."""
     name, _, arg = spec.partition(":")
-    cls = DETECTORS.get(name)
-    return cls(arg) if arg else cls()
+    return DETECTORS.get(name).from_spec(arg)

@@ -11,10 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from raipipe.errors import ConfigError
-from raipipe.policy.loader import _node_at, load_pack, parse_yaml_model
+from raipipe.policy.loader import _read_text, load_pack, parse_yaml_model, yaml_line
 from raipipe.redteam.deception.schema import Scenario
 
 Problem = tuple[tuple[Any, ...], str]
@@ -94,12 +92,12 @@ def scenario_problems(s: Scenario) -> list[Problem]:
 
 def load_scenario(path: Path | str) -> Scenario:
     path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else None
+    text = _read_text(path, ConfigError)
     scenario = parse_yaml_model(path, Scenario, text=text, error=ConfigError)
     problems = scenario_problems(scenario)
     if problems:
         loc, msg = problems[0]
-        line = _node_at(yaml.compose(text), loc).start_mark.line + 1
+        line = yaml_line(text, loc)
         extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(path, line, ".".join(str(p) for p in loc), msg + extra)
     return scenario

@@ -5,7 +5,7 @@ runs a sandbagging check compares. A simulated user (any ChatModel) may add turn
 from __future__ import annotations
 
 from raipipe.models.base import ChatModel, Conversation, GenerationParams, Message
-from raipipe.redteam.deception.records import PlayedTurn, Transcript
+from raipipe.redteam.deception.records import PlayedTurn, RunKind, Transcript
 from raipipe.redteam.deception.schema import Scenario, Session, SimulatedUser
 
 _USER_SYSTEM = """You are role-playing a human user chatting with an AI assistant. Stay in character.
@@ -89,13 +89,13 @@ class Player:
         if s.sandbag is None:
             return {}
         qs = s.sandbag.questions
-        framings = {"neutral": s.sandbag.neutral, "evaluation": s.sandbag.framing}
+        framings: dict[RunKind, str] = {"neutral": s.sandbag.neutral, "evaluation": s.sandbag.framing}
         convs: list[Conversation] = []
         for extra in framings.values():
             system = "\n\n".join(p for p in (s.system.strip(), extra.strip()) if p)
             convs += [[Message(role="system", content=system), Message(role="user", content=q.question)] for q in qs]
         outs = self.target.generate(convs, self._params(s))
-        runs = {}
+        runs: dict[str, Transcript] = {}
         for k, run in enumerate(framings):
             replies = outs[k * len(qs):(k + 1) * len(qs)]
             runs[run] = Transcript(run=run, turns=[

@@ -7,7 +7,7 @@ import re
 
 from raipipe.evaluate.stats import mcnemar
 from raipipe.redteam.deception.checks import CheckContext, TrajectoryCheck, register_check
-from raipipe.redteam.deception.records import CheckResult, Evidence, Transcript
+from raipipe.redteam.deception.records import CheckResult, Evidence, PlayedTurn, Transcript
 from raipipe.redteam.deception.schema import QuizItem
 
 
@@ -15,8 +15,8 @@ def correct(item: QuizItem, answer: str) -> bool:
     return any(re.search(p, answer, re.IGNORECASE) for p in item.answer_patterns)
 
 
-def _graded(items: list[QuizItem], run: Transcript) -> dict[str, tuple[bool, object]]:
-    out = {}
+def _graded(items: list[QuizItem], run: Transcript) -> dict[str, tuple[bool, PlayedTurn]]:
+    out: dict[str, tuple[bool, PlayedTurn]] = {}
     for item in items:
         turn = run.by_id(item.id)
         if turn is not None:

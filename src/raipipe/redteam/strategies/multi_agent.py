@@ -81,12 +81,12 @@ class MultiAgentAttack(PairAttack):
             rows = "\n".join(f"- agent {s.index + 1}: {s.best:.2f}" for s in sorted(streams, key=lambda s: -s.best))
             return prompts.LEADERBOARD.format(rows=rows, own=stream.best)
         clip = self.config.attacker_settings.response_chars
-        rows = [f"- (goal similarity {sim:.2f}) {prompts.clip(t.prompt, clip)}"
-                + (f" [then converted by: {' + '.join(c.name for c in t.chain)}]" if t.chain else "")
-                for t, sim in self._retrieved]
-        rows += [f"- teammate agent {s.index + 1} reached {s.best:.2f} with: {prompts.clip(s.best_prompt, clip)}"
-                 for s in streams if s is not stream and s.best_prompt]
-        return prompts.TACTICS.format(rows="\n".join(rows)) if rows else ""
+        tactics = [f"- (goal similarity {sim:.2f}) {prompts.clip(t.prompt, clip)}"
+                   + (f" [then converted by: {' + '.join(c.name for c in t.chain)}]" if t.chain else "")
+                   for t, sim in self._retrieved]
+        tactics += [f"- teammate agent {s.index + 1} reached {s.best:.2f} with: {prompts.clip(s.best_prompt, clip)}"
+                    for s in streams if s is not stream and s.best_prompt]
+        return prompts.TACTICS.format(rows="\n".join(tactics)) if tactics else ""
 
     def try_prompt(self, seed: PromptRecord, stream: Stream, aturn: AttackerTurn, it: int, budget: QueryBudget,
                    state: SeedState) -> AttackRecord:

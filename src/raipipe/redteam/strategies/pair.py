@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -21,7 +22,7 @@ from raipipe.redteam.converters.chain import ConverterSpec, derive_seed
 from raipipe.redteam.records import AttackerTurn, AttackOutcome, AttackRecord, utcnow
 from raipipe.redteam.strategies import prompts
 from raipipe.redteam.strategies.adaptive import AdaptiveConfig, AdaptiveStrategy, outcome_of
-from raipipe.redteam.strategies.base import QueryBudget, register_strategy
+from raipipe.redteam.strategies.base import QueryBudget, StrategyConfig, register_strategy
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class PairAttack(AdaptiveStrategy):
     """Iterative refinement of one attacker-written prompt per stream, driven by the judge's score."""
 
     name = "pair"
-    config_cls = PairConfig
+    config_cls: ClassVar[type[StrategyConfig]] = PairConfig
     config: PairConfig
 
     @property
@@ -132,8 +133,8 @@ class PairAttack(AdaptiveStrategy):
             return self.record(seed, key, started, AttackOutcome.ATTACKER_FAILED, attack_prompt=aturn.prompt,
                                attacker_turns=[aturn], error=str(e), params=params)
         turn, error = self.query(0, sent, seed.prompt, budget)
-        common = {"chain": steps, "attack_prompt": aturn.prompt, "converted": sent, "attacker_turns": [aturn],
-                  "params": params}
+        common: dict[str, Any] = {"chain": steps, "attack_prompt": aturn.prompt, "converted": sent,
+                                  "attacker_turns": [aturn], "params": params}
         if turn is None:
             stream.active = False
             return self.record(seed, key, started, AttackOutcome.ERROR, error=error, **common)

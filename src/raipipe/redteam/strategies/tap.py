@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -134,7 +134,7 @@ class TapAttack(AdaptiveStrategy):
         prompt = aturn.prompt or ""
         sent = [Message(role="user", content=prompt)]
         turn, error = self.query(0, sent, seed.prompt, budget)
-        common = {"attack_prompt": prompt, "converted": sent, "attacker_turns": [aturn],
+        common: dict[str, Any] = {"attack_prompt": prompt, "converted": sent, "attacker_turns": [aturn],
                   "params": {"depth": level, "node": node.path}}
         if turn is None:
             return self.record(seed, node.path, started, AttackOutcome.ERROR, error=error, **common), None
