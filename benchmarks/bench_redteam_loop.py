@@ -81,13 +81,18 @@ def wrapped_pairs(spec: str, path: Path) -> str:
 
 def posttrain_config(target: str, findings: Path, out: Path) -> Path:
     """The default config on the already post-trained target, with the findings added; lighter, as a second
-    round is: 2 samples per prompt, one pass, the final checkpoint against the baseline."""
+    round is: at most 600 prompts (every pillar × label × language in proportion), 2 samples per prompt,
+    one pass; clearest pairs on both sides; the final checkpoint and its λ-scaled copies (the default's
+    `select.lora_scales`) against the baseline."""
     cfg = yaml.safe_load(Path("configs/posttrain-default.yaml").read_text())
     cfg.update(model=target, out=str(out / "posttrain"))
-    cfg["sample"].update(dataset=["seed:train", f"redteam:{findings}:train"], num_samples=2)
+    cfg["sample"].update(dataset=["seed:train", f"redteam:{findings}:train"], num_samples=2, limit=600)
     cfg["reward_model"]["output_dir"] = str(out / "posttrain" / "reward_model")
     cfg["dpo"].update(epochs=1.0, save_steps=10_000)
-    cfg["select"].update(lora_scales=[], max_graded=None)
+    # The target already refuses some look-alikes, so the second round adds each benign prompt's clearest pair
+    # (its most compliant answer over a refusal) as the default adds each harmful prompt's.
+    cfg["add_clearest"] = ["harmful", "benign"]
+    cfg["select"].update(max_graded=None)
     path = out / "posttrain.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -112,10 +117,10 @@ def main() -> None:
     sweep.write_text(yaml.safe_dump({"converter_sweep": {"chains": [[{"name": n}] for n in WRAPPERS],
                                                          "generation": {"max_new_tokens": 64}}}))
 
-    train_seeds = seed_sample("seed:train", args.train_seeds, out / "seeds-train.jsonl")
-    attack(args.target, train_seeds, out / "attack-train", sweep)
     findings = out / "findings"
-    if not any(findings.glob("v*")):
+    if not any(findings.glob("v*")):  # once promoted, the findings are what later steps use
+        train_seeds = seed_sample("seed:train", args.train_seeds, out / "seeds-train.jsonl")
+        attack(args.target, train_seeds, out / "attack-train", sweep)
         raipipe("redteam", "promote", "--run", str(out / "attack-train"), "--out", str(findings),
                 "--test-fraction", "0", "--no-specificity")
     raipipe("posttrain", "--config", str(posttrain_config(args.target, findings, out)))
