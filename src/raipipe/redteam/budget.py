@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raipipe.fileio import atomic_write_json
 from raipipe.redteam.records import AttackOutcome, AttackRecord
 
 Cell = tuple[str, str]  # (policy id, strategy name)
@@ -142,10 +143,7 @@ class BudgetAllocator:
 
     def save(self, path: str | Path) -> None:
         """Write the state whole (temp file, then rename), so a kill never leaves half a file."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_json(path, self.to_json(), indent=2)
 
     @classmethod
     def load(cls, path: str | Path) -> BudgetAllocator:

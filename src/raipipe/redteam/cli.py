@@ -57,19 +57,30 @@ def run_cmd(
     max_seeds: Annotated[int | None, typer.Option("--max-seeds", min=1, help="attack at most N seeds")] = None,
     strategy_config: Annotated[Path | None, typer.Option("--strategy-config", help="YAML: strategy -> config")]
     = None,
+    allocate: Annotated[int | None, typer.Option("--allocate", min=1, help="attack N (strategy, seed) units "
+                                                 "placed by a bandit over policy × strategy (thin coverage first, "
+                                                 "then high yield), instead of every strategy on every seed")] = None,
+    history: Annotated[list[Path] | None, typer.Option("--history", help="earlier run folder whose attempts "
+                                                       "count as coverage for --allocate (repeatable)")] = None,
+    allocator: Annotated[str, typer.Option("--allocator", help="thompson | ucb (with --allocate)")] = "thompson",
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
-    """Attack seed prompts with the given strategies; every attempt goes to OUT/attacks.jsonl and the store."""
+    """Attack seed prompts with the given strategies; every attempt goes to OUT/attacks.jsonl and the store.
+    With --allocate, the budget goes where earlier runs (--history) left coverage thin or found most."""
     with friendly_errors(ctx):
         from raipipe.data.specs import resolve_dataset
         from raipipe.judges import load_judge
         from raipipe.models import load_model
+        from raipipe.redteam.budget import AllocatorConfig
         from raipipe.redteam.run import RunOptions, run_redteam
 
         names = _checked_strategies(strategies, target, attacker)
         require_writable(out, "--out")
+        _check_allocation(allocate, history or [], allocator)
         options = RunOptions(concurrency=concurrency, seed_filter="all" if all_seeds else "refused",
-                             max_seeds=max_seeds, strategy_options=_strategy_options(strategy_config), seeds_spec=seeds)
+                             max_seeds=max_seeds, strategy_options=_strategy_options(strategy_config), seeds_spec=seeds,
+                             allocate=allocate, history=[str(h) for h in history or []],
+                             allocator=AllocatorConfig(method="ucb" if allocator == "ucb" else "thompson"))
         _, records = resolve_dataset(seeds)
         judge_obj = load_judge(judge)
         target_model = load_model(target)
@@ -82,6 +93,17 @@ def run_cmd(
             if attacker_model is not None:
                 attacker_model.close()
         _print_summary(summary)
+
+
+def _check_allocation(allocate: int | None, history: list[Path], allocator: str) -> None:
+    """--history and --allocator need --allocate; every history folder must be a red-team run."""
+    if (history or allocator != "thompson") and not allocate:
+        raise UsageError("--history and --allocator only apply with --allocate N", hint="add --allocate N")
+    if allocator not in ("thompson", "ucb"):
+        raise UsageError(f"--allocator {allocator!r} is not one of thompson, ucb", hint="--allocator thompson")
+    for run_dir in history:
+        if not (run_dir / "attacks.jsonl").is_file():
+            raise InputFileError(f"--history {run_dir}: no attacks.jsonl there", hint="give a red-team run folder")
 
 
 def _checked_strategies(strategies: str, target: str, attacker: str | None) -> list[str]:

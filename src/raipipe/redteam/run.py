@@ -25,7 +25,9 @@ from raipipe.data.records import Label, PromptRecord
 from raipipe.errors import UsageError
 from raipipe.judges.base import Judge
 from raipipe.models.base import ChatModel, GenerationParams
+from raipipe.redteam.budget import AllocatorConfig
 from raipipe.redteam.converters import CONVERTERS
+from raipipe.redteam.plan import allocation_counts, load_or_make_plan
 from raipipe.redteam.progress import RunProgress
 from raipipe.redteam.records import AttackRecord, utcnow
 from raipipe.redteam.run_state import LockedJudge, ReplayTarget, RunState, write_json
@@ -55,6 +57,11 @@ class RunOptions(BaseModel):
     screen_generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=256),
                                                 description="sampling for the plain-seed screen")
     seeds_spec: str = Field(default="", description="where the seeds came from, for the manifest")
+    allocate: int | None = Field(default=None, ge=1, description="attack this many (strategy, seed) units "
+                                 "placed by the budget allocator, instead of every strategy on every seed")
+    history: list[str] = Field(default_factory=list, description="earlier run folders whose attempts fill the "
+                               "allocator's coverage matrix (with `allocate`)")
+    allocator: AllocatorConfig = Field(default_factory=AllocatorConfig)
 
 
 class RunConfig(BaseModel):
@@ -68,6 +75,8 @@ class RunConfig(BaseModel):
     attacker_model_id: str | None = None
     seed_filter: str
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    allocate: int | None = None
+    history: list[str] = Field(default_factory=list)
 
 
 class RunSummary(BaseModel):
@@ -126,7 +135,8 @@ def run_redteam(target: ChatModel, seeds: Iterable[PromptRecord | str], strategi
     configs = _strategy_configs(strategies, budget, options)
     config = RunConfig(strategies=list(strategies), budget_per_seed=budget, target_model_id=target.model_id,
                        judge_id=judge.judge_id, attacker_model_id=attacker.model_id if attacker else None,
-                       seed_filter=options.seed_filter, strategy_options=options.strategy_options)
+                       seed_filter=options.seed_filter, strategy_options=options.strategy_options,
+                       allocate=options.allocate, history=options.history)
     run_id, store_url = _open_run(out, store, config)
     maker = open_redteam_store(store_url)
     with maker.begin() as s:
@@ -136,15 +146,16 @@ def run_redteam(target: ChatModel, seeds: Iterable[PromptRecord | str], strategi
     state = RunState(out, maker, run_id).load()
     all_seeds = [as_seed(s) for s in seeds]
     attacked, screen = _select_seeds(target, all_seeds, judge, options, out)
+    units, allocation = _units(attacked, strategies, options, out)
+    attacked = list({seed.id: seed for _, seed in units}.values()) if options.allocate else attacked
     write_seeds(out / SEEDS_FILE, attacked + partners_of(attacked, all_seeds))
     manifest = {"run_id": run_id, "store": store_url, "config": config.model_dump(mode="json"),
                 "options": options.model_dump(mode="json"), "policy": _policy_ref(),
-                "started_at": utcnow().isoformat(), "status": "running", "screen": screen}
+                "started_at": utcnow().isoformat(), "status": "running", "screen": screen, **allocation}
     write_json(out / MANIFEST_FILE, manifest)
     state.mark_run("running")
     replay_target = ReplayTarget(target, state.records)
     before = len(state.records)
-    units = [(name, seed) for seed in attacked for name in strategies]
     todo = [(n, s) for n, s in units if (n, s.id) not in state.done_units]
     ctx = _Context(replay_target, LockedJudge(judge), configs, attacker, attacker_judge, budget)
     ctx.check()
@@ -160,6 +171,19 @@ def run_redteam(target: ChatModel, seeds: Iterable[PromptRecord | str], strategi
     write_json(out / MANIFEST_FILE, {**manifest, "status": status, "finished_at": utcnow().isoformat(),
                                      "summary": summary.model_dump(mode="json")})
     return summary
+
+
+def _units(attacked: list[PromptRecord], strategies: Sequence[str], options: RunOptions,
+           out: Path) -> tuple[list[tuple[str, PromptRecord]], dict[str, Any]]:
+    """Every strategy on every seed; or, with `allocate`, the units the allocator's plan names (written to
+    the run folder once, so a resume attacks the same ones), and what the manifest should say of it."""
+    if not options.allocate:
+        return [(name, seed) for seed in attacked for name in strategies], {}
+    plan = load_or_make_plan(out, strategies, attacked, options.allocate, [Path(h) for h in options.history],
+                             options.allocator)
+    by_id = {s.id: s for s in attacked}
+    units = [(u.strategy, by_id[u.seed_id]) for u in plan.units if u.seed_id in by_id]
+    return units, {"allocation": allocation_counts(plan), "exhausted_cells": plan.exhausted}
 
 
 def _policy_ref() -> dict[str, str]:

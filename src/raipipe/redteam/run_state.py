@@ -6,7 +6,6 @@ strategy that replays deterministically up to where it stopped spends no query o
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import defaultdict, deque
@@ -16,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from raipipe.fileio import atomic_write_json
 from raipipe.judges.base import Judge, JudgeInput, Judgement
 from raipipe.models.base import ChatModel, Conversation, GenerationParams, conversation_key
 from raipipe.redteam.batching import BatchingTarget
@@ -192,6 +192,4 @@ class LockedJudge(Judge):
 
 def write_json(path: Path, obj: dict) -> None:
     """A small JSON file written whole (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, obj, indent=2, default=str)
