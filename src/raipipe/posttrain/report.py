@@ -16,6 +16,8 @@ from raipipe.evaluate.metrics import summarise
 from raipipe.evaluate.runner import load_scored_items
 from raipipe.judges.calibrate import agreement
 from raipipe.judges.calibration_cache import cached_calibration
+from raipipe.posttrain.refusal_reasons import refusal_reasons
+from raipipe.posttrain.refusal_templates import load_templates
 from raipipe.report.html import pct, two_sided_table
 from raipipe.report.plots import compare_bars, curves_plot
 from raipipe.store.posttrain_tables import Candidate, Ranking
@@ -131,6 +133,9 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "judges_agreement": judges_agreement(pipe.sessions, {"baseline": selection.baseline.run_id,
                                                               chosen.name: chosen.run_id},
                                              judge_id, selection.context.get("second_judge")),
+        "refusal_reasons": refusal_reasons(pipe.sessions, {"baseline": selection.baseline.run_id,
+                                                            chosen.name: chosen.run_id},
+                                           judge_id, load_templates(cfg.sample.refusal_templates)[0]),
         "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out), run_dir),
         "independence": _independence_warning(pipe.sessions, batch_id, judge_id),
         "confirmation": _confirmation(pipe.sessions, confirmation),
