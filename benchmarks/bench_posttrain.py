@@ -27,7 +27,6 @@ from rich.table import Table
 from raipipe.posttrain.report import before_after_table
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-GOAL_DROP, GOAL_RISE = 0.5, 0.05
 
 
 def seed_config(config: Path, seed: int) -> Path:
@@ -74,7 +73,10 @@ def seed_row(seed: int, summary: dict, wall: float) -> tuple[list[str], float | 
     v0, v1 = base["violation"]["rate"], chosen["violation"]["rate"]
     drop = 1 - v1 / v0 if v0 else 0.0
     rise = chosen["over_refusal"]["rate"] - base["over_refusal"]["rate"]
-    met = "yes" if drop >= GOAL_DROP and rise <= GOAL_RISE else "no"
+    targets = summary["config"].get("targets") or {}
+    goal_drop, goal_rise = targets.get("violation_reduction"), targets.get("over_refusal_rise")
+    met = "no goal set" if goal_drop is None or goal_rise is None else \
+        ("yes" if drop >= goal_drop and rise <= goal_rise else "no")
 
     def cell(r: dict) -> str:
         return f"{r['rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}] n={r['n']}"
@@ -93,7 +95,7 @@ def main() -> None:
         run(args.config)
         return
     table = Table(title=f"post-training across seeds ({args.config}; scoreable-only rates, judge as in each report)")
-    for col in ("seed", "chosen", "violation", "over-refusal", "both goals met", "minutes"):
+    for col in ("seed", "chosen", "violation", "over-refusal", "both targets met", "minutes"):
         table.add_column(col)
     drops, rises = [], []
     for seed in args.seeds:

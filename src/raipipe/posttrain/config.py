@@ -85,6 +85,18 @@ class SelectSettings(BaseModel):
         return load_judge(self.judge, **options)
 
 
+class Targets(BaseModel):
+    """What this user's run should achieve; the report shows each beside the measured change (none: no goal
+    column). They never change what is selected: that is the selection rule's job."""
+
+    model_config = ConfigDict(extra="forbid")
+    violation_reduction: float | None = Field(default=None, gt=0, le=1, description="relative drop of the "
+                                              "violation rate, e.g. 0.5 for half")
+    over_refusal_rise: float | None = Field(default=None, ge=0, le=1, description="largest rise of the "
+                                            "over-refusal rate, as a fraction (0.05 = 5 points)")
+    wall_minutes: float | None = Field(default=None, gt=0, description="longest whole run, in minutes")
+
+
 class PostTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(default="embedded:smollm2", description="the parent model to make safer")
@@ -115,6 +127,7 @@ class PostTrainConfig(BaseModel):
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     select: SelectSettings = Field(default_factory=SelectSettings)
+    targets: Targets = Field(default_factory=Targets, description="goals the report shows beside the results")
 
     @field_validator("pair_weights")
     @classmethod
