@@ -5,6 +5,7 @@ so a run killed at any moment (kill -9) resumes without redoing or duplicating i
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -99,10 +100,12 @@ def open_store(url_or_path: str | Path) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _create_tables(engine: Engine, attempts: int = 3) -> None:
+def _create_tables(engine: Engine) -> None:
     """Create the missing tables. Two processes opening a new store together (a run and the ranking
     page, or a test polling a run it started) can both see a table missing and both CREATE it; the
-    loser's "already exists" is that race, so look again rather than fail."""
+    loser's "already exists" is that race, so look again rather than fail. Each lost race costs one
+    table the other side has just made, so one try per table always ends it."""
+    attempts = len(Base.metadata.tables) + 1
     for attempt in range(attempts):
         try:
             Base.metadata.create_all(engine)
@@ -110,3 +113,4 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
         except DBAPIError as exc:
             if "already exists" not in str(exc.orig).lower() or attempt == attempts - 1:
                 raise
+            time.sleep(0.01 * (attempt + 1))  # let the other creator finish its statement
