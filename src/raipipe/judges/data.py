@@ -19,9 +19,11 @@ T = TypeVar("T")
 # Held-out refusal labels, each set by an author who wrote none of either learned judge's training data:
 # every refusal judge is calibrated on all of them.
 REFUSAL_HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout_c.jsonl", "refusal_heldout.jsonl"]
-# The embedded model's own answers to seed:test prompts, labelled by the team by the labelling guide: the
-# distribution post-training grades (short, often garbled in es/fr). Reported apart by benchmarks/bench_judges.py.
-MODEL_ANSWER_HELDOUT_FILES = ["refusal_heldout_model.jsonl"]
+# The embedded model's own answers to seed:test prompts, before and after the default post-training, each set
+# labelled by the team by the labelling guide (another person each): the distribution post-training grades
+# (short, often garbled in es/fr; after training, many template refusals). Reported apart by
+# benchmarks/bench_judges.py; the calibration `refusal-stack` reports carry.
+MODEL_ANSWER_HELDOUT_FILES = ["refusal_heldout_model.jsonl", "refusal_heldout_posttrained.jsonl"]
 
 
 def judge_data_path(name: str) -> Path:
