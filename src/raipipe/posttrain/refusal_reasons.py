@@ -14,7 +14,7 @@ import re
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from raipipe.posttrain.refusal_templates import FALLBACK_LANGUAGE, RefusalTemplates
+from raipipe.posttrain.refusal_templates import RefusalTemplates
 from raipipe.store.db import ItemRow, ScoreRow
 
 REASON_MATCH = 0.6  # share of a reason sentence's words the answer must contain to count as quoting it
@@ -36,11 +36,9 @@ def _words(text: str) -> set[str]:
 
 def quoted_pillar(response: str, language: str, templates: RefusalTemplates) -> str | None:
     """The pillar whose reason sentence the answer repeats (the best match at or above REASON_MATCH)."""
-    lang = templates.root.get(language) or templates.root.get(language.split("-")[0]) \
-        or templates.root[FALLBACK_LANGUAGE]
     words = _words(response)
     best, share = None, REASON_MATCH
-    for pillar, sentence in lang.reasons.items():
+    for pillar, sentence in templates.for_language(language).reasons.items():
         reason = _words(sentence)
         s = len(reason & words) / len(reason) if reason else 0.0
         if s >= share:

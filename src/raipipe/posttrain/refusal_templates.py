@@ -47,9 +47,13 @@ class RefusalTemplates(RootModel[dict[str, LanguageTemplates]]):
             raise ValueError(f"templates must include the fallback language {FALLBACK_LANGUAGE!r}")
         return v
 
+    def for_language(self, language: str) -> LanguageTemplates:
+        """The templates of `language` ('es-MX' falls back to 'es', an unknown one to the fallback)."""
+        return self.root.get(language) or self.root.get(language.split("-")[0]) or self.root[FALLBACK_LANGUAGE]
+
     def refusal(self, key: str, language: str, pillar: Pillar | str) -> str:
         """A deterministic refusal for one prompt: `key` (the record id) picks opener and offer."""
-        lang = self.root.get(language) or self.root.get(language.split("-")[0]) or self.root[FALLBACK_LANGUAGE]
+        lang = self.for_language(language)
         h = int(hashlib.sha256(key.encode()).hexdigest(), 16)
         opener = lang.openers[h % len(lang.openers)]
         offer = lang.offers[(h // len(lang.openers)) % len(lang.offers)]

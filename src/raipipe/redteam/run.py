@@ -147,7 +147,7 @@ def run_redteam(target: ChatModel, seeds: Iterable[PromptRecord | str], strategi
     all_seeds = [as_seed(s) for s in seeds]
     attacked, screen = _select_seeds(target, all_seeds, judge, options, out)
     units, allocation = _units(attacked, strategies, options, out)
-    attacked = list({seed.id: seed for _, seed in units}.values()) if options.allocate else attacked
+    attacked = list({seed.id: seed for _, seed in units}.values())  # the seeds the units name, in order
     write_seeds(out / SEEDS_FILE, attacked + partners_of(attacked, all_seeds))
     manifest = {"run_id": run_id, "store": store_url, "config": config.model_dump(mode="json"),
                 "options": options.model_dump(mode="json"), "policy": _policy_ref(),
