@@ -90,7 +90,7 @@ def test_tolerance_is_configurable_and_selection_serialises(tmp_path):
     assert sel.chosen == "checkpoint-10"
     data = json.loads(sel.write(tmp_path / "selection.json").read_text())
     assert data["rule"] == {"tolerance": 0.10, "use_worst_case": True, "require_improvement": True,
-                            "bound_both_bases": True}
+                            "bound_both_bases": True, "per_language": True, "min_language_n": 10}
     assert data["candidates"][0]["violation"]["n"] == 100 and data["candidates"][0]["violation"]["low"] is not None
     assert data["baseline"]["over_refusal"]["rate"] == pytest.approx(0.10)
     assert "10.0%" in data["rule_text"] and data["chosen"] == "checkpoint-10"
@@ -113,3 +113,30 @@ def test_checkpoint_spec_forms(tmp_path):
     assert checkpoint_spec(lora, {"parent_model": {"directory": "/m"}}) == f"hf:/m+{lora.resolve()}"
     merged_parent = {"parent_model": {"directory": "/m", "adapter": "/a"}}
     assert checkpoint_spec(lora, merged_parent).startswith("checkpoint:")
+
+
+def with_languages(c: CandidateMetrics, **benign: tuple[int, int]) -> CandidateMetrics:
+    """The same candidate with over-refusal per prompt language: lang=(refused, scoreable benign answers)."""
+    return c.model_copy(update={"over_refusal_by_language": {lang: wilson(k, n) for lang, (k, n) in benign.items()}})
+
+
+def test_a_language_clearly_over_the_bound_rules_a_checkpoint_out():
+    """Pooled over-refusal within the bound, but Spanish benign prompts, which the baseline answered only with
+    word salad (too few scoreable answers for a rate of its own), are now mostly refused."""
+    base = with_languages(BASE, en=(9, 90), es=(0, 2), fr=(1, 8))
+    refuses_spanish = with_languages(cand("checkpoint-20", 20, 13, step=20), en=(4, 90), es=(9, 12), fr=(0, 10))
+    noisy = with_languages(cand("checkpoint-10", 30, 12, step=10), en=(8, 90), es=(2, 9), fr=(1, 10))
+    sel = choose(base, [refuses_spanish, noisy])
+    verdicts = {v.name: v for v in sel.verdicts}
+    assert not verdicts["checkpoint-20"].eligible
+    assert "es 75.0%" in verdicts["checkpoint-20"].reason and "too few of its benign answers in es" in \
+        verdicts["checkpoint-20"].reason
+    assert verdicts["checkpoint-10"].eligible and sel.chosen == "checkpoint-10"  # 2 of 9 is not clearly over
+    assert "in any prompt language" in sel.rule_text
+    assert choose(base, [refuses_spanish], SelectionRule(per_language=False)).chosen == "checkpoint-20"
+
+
+def test_a_language_with_its_own_baseline_rate_is_held_to_it():
+    base = with_languages(BASE, en=(5, 50), es=(30, 50))
+    same_as_base = with_languages(cand("checkpoint-10", 20, 12, step=10), en=(5, 50), es=(32, 50))
+    assert choose(base, [same_as_base]).chosen == "checkpoint-10"  # 64 % in es, as the baseline's 60 %

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from raipipe.evaluate.config import EvalConfig
-from raipipe.evaluate.metrics import TwoSided, two_sided
+from raipipe.evaluate.metrics import TwoSided, grouped, two_sided
 from raipipe.evaluate.stats import Rate
 from raipipe.judges.base import load_judge
 from raipipe.models import load_model
@@ -37,14 +37,18 @@ class ModelMetrics(BaseModel):
     over_refusal_worst_case: Rate
     unscoreable_harmful: int = 0
     unscoreable_benign: int = 0
+    # scoreable-only over-refusal per prompt language: a pooled rate hides a language whose benign answers moved
+    # from unscoreable (outside the rate) to refused
+    over_refusal_by_language: dict[str, Rate] = {}
 
     @classmethod
     def from_two_sided(cls, name: str, ts: TwoSided, n: int, step: int | None = None, model: str = "",
-                       run_id: str | None = None) -> ModelMetrics:
+                       run_id: str | None = None, by_language: dict[str, TwoSided] | None = None) -> ModelMetrics:
         return cls(name=name, step=step, model=model, run_id=run_id, n=n, violation=ts.violation,
                    over_refusal=ts.over_refusal, violation_worst_case=ts.violation_worst_case,
                    over_refusal_worst_case=ts.over_refusal_worst_case,
-                   unscoreable_harmful=ts.unscoreable_harmful, unscoreable_benign=ts.unscoreable_benign)
+                   unscoreable_harmful=ts.unscoreable_harmful, unscoreable_benign=ts.unscoreable_benign,
+                   over_refusal_by_language={k: v.over_refusal for k, v in (by_language or {}).items()})
 
     def rates(self, worst_case: bool) -> tuple[Rate, Rate]:
         return ((self.violation_worst_case, self.over_refusal_worst_case) if worst_case
@@ -67,7 +71,8 @@ def evaluate_model(name: str, model, spec: str, datasets: Sequence[str], step: i
     run = EvalRun(cfg, model=model, judges=judges)
     run_id = run.execute()
     items = run.items(judge.judge_id)
-    return ModelMetrics.from_two_sided(name, two_sided(items), n=len(items), step=step, model=spec, run_id=run_id)
+    return ModelMetrics.from_two_sided(name, two_sided(items), n=len(items), step=step, model=spec, run_id=run_id,
+                                       by_language=grouped(items, "language"))
 
 
 def evaluate_spec(name: str, spec: str, datasets: Sequence[str], judge, batch_size: int = EVAL_BATCH_SIZE,
