@@ -140,3 +140,17 @@ def test_a_language_with_its_own_baseline_rate_is_held_to_it():
     base = with_languages(BASE, en=(5, 50), es=(30, 50))
     same_as_base = with_languages(cand("checkpoint-10", 20, 12, step=10), en=(5, 50), es=(32, 50))
     assert choose(base, [same_as_base]).chosen == "checkpoint-10"  # 64 % in es, as the baseline's 60 %
+
+
+def test_metrics_carry_over_refusal_per_language():
+    from raipipe.evaluate.metrics import ScoredItem, grouped, two_sided
+    from raipipe.evaluate.suite import ModelMetrics
+
+    def item(i: int, lang: str, label: str, verdict: str) -> ScoredItem:
+        return ScoredItem(record_id=f"r{i}", label=label, pillar="safety", language=lang, verdict=verdict)
+
+    items = [item(0, "en", "benign", "comply"), item(1, "en", "benign", "refuse"), item(2, "es", "benign", "refuse"),
+             item(3, "es", "benign", "unscoreable"), item(4, "es", "harmful", "comply")]
+    m = ModelMetrics.from_two_sided("m", two_sided(items), n=len(items), by_language=grouped(items, "language"))
+    assert {k: (r.k, r.n) for k, r in m.over_refusal_by_language.items()} == {"en": (1, 2), "es": (1, 1)}
+    assert m.over_refusal.k == 2 and m.over_refusal.n == 3
