@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Literal
 
 from raipipe.posttrain.pairs import PairsError, PreferencePair
+from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN
 
 GREEDY_ORIGIN = "policy-model-greedy"  # the model's greedy answer: what evaluation will see
 PairStrategy = Literal["best-vs-worst", "greedy-anchored", "all"]
@@ -27,7 +28,9 @@ def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
     greedy candidate fall back to best-vs-worst. `add_clearest` names prompt groups ('harmful',
     'harmful:es', as in pair weights) whose clearest pair is added where the anchored pair is another one
     (after all anchored pairs, in prompt order): anchored pairs alone moved Spanish and French harmful
-    prompts little; the clearest pair puts a refusal above the most compliant sample there."""
+    prompts little; the clearest pair puts a refusal above the most compliant sample there. Under either
+    per-prompt strategy a prompt with a team-written reference answer also gets its clearest pair with that
+    answer chosen (where that is another pair): that answer is why the reference was written."""
     check_add_clearest(add_clearest, strategy)
     kept = [p for p in pairs if p.decisive] if decisive_only else list(pairs)
     if strategy == "all":
@@ -47,9 +50,20 @@ def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
         anchored = [p for p in group if GREEDY_ORIGIN in (p.chosen_origin, p.rejected_origin)]
         pick = max(anchored, key=key) if strategy == "greedy-anchored" and anchored else clearest
         out.append(pick)
-        if in_groups(clearest, add_clearest) and (clearest.chosen, clearest.rejected) != (pick.chosen, pick.rejected):
+        added = [pick]
+        if in_groups(clearest, add_clearest) and not _same(clearest, pick):
             extra.append(clearest)
+            added.append(clearest)
+        references = [p for p in group if p.chosen_origin == REFERENCE_ORIGIN]
+        if references:
+            best = max(references, key=key)
+            if not any(_same(best, p) for p in added):
+                extra.append(best)
     return out + extra
+
+
+def _same(a: PreferencePair, b: PreferencePair) -> bool:
+    return (a.chosen, a.rejected) == (b.chosen, b.rejected)
 
 
 def check_group_key(key: str, field: str) -> None:

@@ -23,6 +23,7 @@ from raipipe.data.specs import resolve_dataset
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
+from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_reference_answers
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 
@@ -54,6 +55,12 @@ class SampleSettings(BaseModel):
         default=True, description="add one policy-written refusal per prompt (origin policy-template-refusal): "
         "preferred on harmful prompts, dispreferred on their benign look-alikes")
     refusal_templates: Path | None = Field(default=None, description="templates YAML; default: the shipped one")
+    reference_answers: bool = Field(
+        default=False, description="add the team-written helpful answer of each benign prompt that has one "
+        "(origin team-reference): a fluent answer to prefer over a refusal where the model's own are word salad")
+    reference_answers_file: Path | None = Field(
+        default=None, description="reference answers JSONL (record_id, language, answer, author); default: the "
+        "shipped one, written for seed:train's Spanish and French benign prompts")
 
 
 def safety_system_prompt(pack: PolicyPack) -> str:
@@ -80,7 +87,8 @@ def trainable_records(spec: str | list[str], limit: int | None, seed: int) -> li
     return stratified_limit(records, limit, seed) if limit else records
 
 
-ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens")  # added after batches were first sampled
+# added after batches were first sampled
+ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file")
 
 
 def _manifest_settings(settings: SampleSettings) -> dict:
@@ -104,11 +112,16 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
     system = settings.safety_system_prompt or safety_system_prompt(pack)
     templates, templates_digest = (load_templates(settings.refusal_templates) if settings.policy_refusal
                                    else (None, None))
+    references = load_reference_answers(settings.reference_answers_file) if settings.reference_answers else None
+    if references:
+        for r in records:
+            references.for_record(r)  # fail before sampling on a harmful or wrong-language reference
     manifest = {
         "model": model.model_id, "dataset": settings.dataset, "dataset_hash": dataset_hash(records),
         "settings": _manifest_settings(settings), "system_prompt": system if settings.distilled_samples else None,
         "policy_pack": pack.ref, "policy_versions": pack.versions(),
         **({"refusal_templates_digest": templates_digest} if templates else {}),
+        **({"reference_answers_digest": references.digest} if references else {}),
     }
     batch_id = batch_id_for(manifest)
     with sessions.begin() as s:
@@ -143,6 +156,10 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
             if templates:
                 for i, r in enumerate(chunk):
                     outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar)))
+            if references:
+                for i, r in enumerate(chunk):
+                    if (answer := references.for_record(r)) is not None:
+                        outs[i].append((REFERENCE_ORIGIN, answer))
             with sessions.begin() as s:
                 for r, cands in zip(chunk, outs, strict=True):
                     for idx, (origin, text) in enumerate(cands):

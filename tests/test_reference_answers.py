@@ -1,0 +1,139 @@
+"""Team-written reference answers: validated with file/line/field, added as candidates of their benign
+prompts only (digest in the batch manifest, old batches keep their id), and their pair is trained on."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from raipipe.data.specs import resolve_dataset
+from raipipe.errors import DatasetError
+from raipipe.models.base import ChatModel
+from raipipe.posttrain.pair_selection import GREEDY_ORIGIN, training_pairs
+from raipipe.posttrain.pairs import expand_rankings
+from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_reference_answers
+from raipipe.posttrain.sample import SampleSettings, sample_candidates
+from raipipe.store.db import open_store
+from raipipe.store.posttrain_tables import Candidate, SampleBatch
+
+
+class Scripted(ChatModel):
+    """Answers 'answer K'; counts calls so a test can see that nothing was sampled."""
+
+    def __init__(self):
+        self.calls = 0
+
+    @property
+    def model_id(self):
+        return "scripted-refs"
+
+    def generate(self, conversations, params):
+        self.calls += 1
+        return [[f"answer {k}" for k in range(params.num_return_sequences)] for _ in conversations]
+
+
+def _write(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def _ref(record_id, language="es", answer="Una respuesta útil y breve.", author="team-es"):
+    return {"record_id": record_id, "language": language, "answer": answer, "author": author}
+
+
+def test_shipped_answers_fit_their_prompts():
+    refs = load_reference_answers()
+    train = resolve_dataset("seed:train")[1]
+    answered = [r for r in train if refs.for_record(r) is not None]  # raises on a harmful or wrong-language one
+    assert len(answered) == len(refs) and not refs.unused(train)
+    assert {r.language for r in answered} == {"es", "fr"}
+    assert not any(r.id in {t.id for t in answered} for r in resolve_dataset("seed:test")[1])
+
+
+@pytest.mark.parametrize("rows, line, field, match", [
+    ([_ref("a"), '{"record_id": "b", "language": "es"'], 2, "<json>", "invalid JSON"),
+    ([_ref("a"), {**_ref("b"), "answr": "x"}], 2, "answr", "Extra inputs"),
+    ([_ref("a"), _ref("b", answer="   ")], 2, "answer", "blank"),
+    ([_ref("a"), {k: v for k, v in _ref("b").items() if k != "author"}], 2, "author", "Field required"),
+    ([_ref("a"), _ref("b"), _ref("a")], 3, "record_id", r"already has an answer \(line 1\)"),
+])
+def test_bad_files_name_the_line_and_field(tmp_path, rows, line, field, match):
+    path = _write(tmp_path / "refs.jsonl", rows)
+    with pytest.raises(DatasetError, match=match) as err:
+        load_reference_answers(path)
+    assert (err.value.path, err.value.line, err.value.field) == (str(path), line, field)
+    with pytest.raises(DatasetError, match="must be a .jsonl file"):
+        load_reference_answers(tmp_path / "refs.csv")
+
+
+def test_a_reference_for_a_harmful_or_other_language_prompt_is_refused(tmp_path):
+    train = resolve_dataset("seed:train")[1]
+    harmful = next(r for r in train if r.label.value == "harmful")
+    french = next(r for r in train if r.label.value == "benign" and r.language == "fr")
+    refs = load_reference_answers(_write(tmp_path / "h.jsonl", [_ref(french.id, "fr"), _ref(harmful.id, "en")]))
+    with pytest.raises(DatasetError, match="harmful prompt") as err:
+        refs.for_record(harmful)
+    assert (err.value.line, err.value.field) == (2, "record_id")
+    refs = load_reference_answers(_write(tmp_path / "l.jsonl", [_ref(french.id, "es")]))
+    with pytest.raises(DatasetError, match="is in 'fr'") as err:
+        refs.for_record(french)
+    assert err.value.field == "language"
+    # sampling checks every record before it samples anything
+    sessions = open_store(str(tmp_path / "s.db"))
+    model = Scripted()
+    with pytest.raises(DatasetError, match="is in 'fr'"):
+        sample_candidates(model, SampleSettings(reference_answers=True, reference_answers_file=tmp_path / "l.jsonl"),
+                          sessions)
+    assert model.calls == 0
+
+
+def test_sampling_adds_each_benign_prompts_reference_and_keeps_old_batch_ids(tmp_path):
+    train = resolve_dataset("seed:train")[1]
+    picked = [r for r in train if r.language == "es"][:6]
+    benign = [r for r in picked if r.label.value == "benign"]
+    path = _write(tmp_path / "refs.jsonl", [_ref(r.id, answer=f"Respuesta a {r.id}.") for r in benign])
+    spec = tmp_path / "d.jsonl"
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in picked))
+    sessions = open_store(str(tmp_path / "s.db"))
+    base = dict(dataset=str(spec), num_samples=2, distilled_samples=0)
+    batch = sample_candidates(Scripted(), SampleSettings(**base, reference_answers=True, reference_answers_file=path),
+                              sessions)
+    with sessions() as s:
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
+        manifest = s.get(SampleBatch, batch).manifest
+    refs = [c for c in cands if c.origin == REFERENCE_ORIGIN]
+    assert sorted(c.record_id for c in refs) == sorted(r.id for r in benign) and benign
+    assert all(c.text == f"Respuesta a {c.record_id}." and c.label == "benign" for c in refs)
+    assert manifest["reference_answers_digest"] == load_reference_answers(path).digest
+    off = sample_candidates(Scripted(), SampleSettings(**base), sessions)
+    with sessions() as s:
+        manifest_off = s.get(SampleBatch, off).manifest
+    assert off != batch and "reference_answers" not in manifest_off["settings"]
+    assert "reference_answers_digest" not in manifest_off
+
+
+def test_the_reference_pair_is_trained_on_beside_the_anchored_one():
+    def cand(cid, origin, text):
+        return SimpleNamespace(id=cid, batch_id="b1", record_id="r1", prompt="¿p?", label="benign", policy_id=None,
+                               text=text, language="es", origin=origin)
+
+    # The greedy answer (word salad, read as compliance) is the anchored chosen side; the team's answer and the
+    # policy refusal make the reference pair.
+    cands = [cand(1, GREEDY_ORIGIN, "salad"), cand(2, REFERENCE_ORIGIN, "Una respuesta útil."),
+             cand(3, "policy-template-refusal", "No puedo ayudar con eso."), cand(4, "policy-model", "otra")]
+    ranking = SimpleNamespace(id=1, batch_id="b1", record_id="r1", rater_id="ai:j", rater_kind="ai",
+                              order=[4, 1, 2, 3], ratings={str(c): {"tier": t, "verdict": "x"}
+                                                           for c, t in {4: 0, 1: 0, 2: 0, 3: 2}.items()})
+    pairs = expand_rankings([ranking], cands).pairs
+    kept = training_pairs(pairs, strategy="greedy-anchored")
+    assert Counter((p.chosen_origin, p.rejected_origin) for p in kept) == {
+        (GREEDY_ORIGIN, "policy-template-refusal"): 1, (REFERENCE_ORIGIN, "policy-template-refusal"): 1}
+    assert len(training_pairs(pairs, strategy="best-vs-worst")) == 2
+    # without a reference candidate nothing is added
+    plain = [p for p in pairs if REFERENCE_ORIGIN not in (p.chosen_origin, p.rejected_origin)]
+    assert len(training_pairs(plain, strategy="greedy-anchored")) == 1
