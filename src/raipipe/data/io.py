@@ -53,7 +53,8 @@ def quarantine_path(path: Path | str) -> Path:
     return p.with_name(f"{stem}.quarantine.jsonl")
 
 
-def _validation_message(exc: ValidationError) -> tuple[str, str]:
+def validation_message(exc: ValidationError) -> tuple[str, str]:
+    """(field path, message) of a pydantic error, for a DatasetError naming the field."""
     err = exc.errors()[0]
     field_path = ".".join(str(p) for p in err["loc"]) or "<root>"
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
@@ -87,7 +88,7 @@ def _parse_line(raw: bytes) -> tuple[PromptRecord | None, str | None, str | None
     try:
         return PromptRecord.model_validate(obj), None, None
     except ValidationError as exc:
-        field_path, msg = _validation_message(exc)
+        field_path, msg = validation_message(exc)
         return None, field_path, msg
 
 

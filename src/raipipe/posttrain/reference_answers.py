@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from raipipe.data.io import read_rows
+from raipipe.data.io import read_rows, validation_message
 from raipipe.data.records import Label, PromptRecord
 from raipipe.errors import DatasetError
 
@@ -78,8 +78,7 @@ def load_reference_answers(path: Path | str | None = None) -> ReferenceAnswers:
         try:
             ref = ReferenceAnswer.model_validate(row)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise DatasetError(p, line, ".".join(str(x) for x in err["loc"]) or "<root>", err["msg"]) from exc
+            raise DatasetError(p, line, *validation_message(exc)) from exc
         if not ref.answer.strip():
             raise DatasetError(p, line, "answer", "is blank")
         if ref.record_id in answers:
