@@ -51,27 +51,38 @@ def main() -> None:
             name, str(n), str(tokens), f"{dt:.1f}", f"{n / dt:.2f}", f"{tokens / dt:.0f}", f"{base / dt:.1f}×"
         )
     Console().print(table)
-    sampling_table(model, convs, args)
+    shared_work_table(model, convs, args)
 
 
-def sampling_table(model, convs, args) -> None:
-    """k sampled answers per prompt (post-training's sampling step): one pass over each prompt, its cache
-    copied k times, versus generate's own num_return_sequences, which repeats the prompt k times first."""
-    params = GenerationParams(max_new_tokens=24, temperature=0.9, top_p=0.95, num_return_sequences=4)
-    table = Table(title=f"sampling {params.num_return_sequences} answers × {len(convs)} prompts, "
-                        f"{params.max_new_tokens} new tokens, batch {args.batch_size} prompts")
-    for col in ("prompt pass", "seconds", "answers/s", "speed-up"):
+# a deployment-style system prompt, as a pre-deployment evaluation attaches (about 110 tokens)
+SYSTEM = ("You are the customer assistant of a regional bank. Answer in the customer's language, briefly and "
+          "politely. Never ask for or repeat full card numbers, PINs or passwords. Do not give investment, tax "
+          "or legal advice; point to a qualified adviser instead. If a request could help someone commit fraud, "
+          "harm a person or break the law, decline and say why in one sentence. If you do not know an answer, "
+          "say so and suggest where the customer can find it. You are an AI system; say so when asked.")
+
+
+def shared_work_table(model, convs, args) -> None:
+    """The batch's work that every row shares, done once (raipipe.models.prefix_cache) versus generate's own:
+    the chat template's common prefix (a system prompt makes it long) and, for k sampled answers, the prompt."""
+    cases = [("greedy", convs, GenerationParams(max_new_tokens=args.max_new_tokens)),
+             ("greedy, system prompt", [[Message(role="system", content=SYSTEM), *c] for c in convs],
+              GenerationParams(max_new_tokens=args.max_new_tokens)),
+             ("4 samples of 24 tokens", convs,
+              GenerationParams(max_new_tokens=24, temperature=0.9, top_p=0.95, num_return_sequences=4))]
+    table = Table(title=f"shared work done once vs per row: {len(convs)} prompts, batch {args.batch_size}")
+    for col in ("case", "shared once (s)", "per row (s)", "speed-up", "same answers"):
         table.add_column(col, justify="right")
-    rows = []
-    for name, shared in (("once per prompt, cache copied", True), ("once per answer (generate's own)", False)):
-        model.share_prompt_pass = shared
-        t = time.perf_counter()
-        model.generate(convs, params)
-        rows.append((name, time.perf_counter() - t))
-    model.share_prompt_pass = True
-    for name, dt in rows:
-        n = len(convs) * params.num_return_sequences
-        table.add_row(name, f"{dt:.1f}", f"{n / dt:.1f}", f"{rows[1][1] / dt:.2f}×")
+    for name, batch, params in cases:
+        seconds, answers = [], []
+        for shared in (True, False):
+            model.share_prompt_pass = shared
+            t = time.perf_counter()
+            answers.append(model.generate(batch, params))
+            seconds.append(time.perf_counter() - t)
+        model.share_prompt_pass = True
+        same = f"{sum(a == b for a, b in zip(*answers, strict=True))}/{len(batch)}"
+        table.add_row(name, f"{seconds[0]:.1f}", f"{seconds[1]:.1f}", f"{seconds[1] / seconds[0]:.2f}×", same)
     Console().print(table)
 
 

@@ -20,6 +20,15 @@ def test_mcnemar_exact():
     assert mcnemar(a, a).p_value == 1.0
 
 
+def test_mcnemar_p_value_matches_scipy_binomtest():
+    from scipy.stats import binomtest
+
+    for b, c in [(3, 9), (10, 10), (0, 5), (21, 7), (1, 0), (40, 55)]:
+        a_bad = {f"b{i}": True for i in range(b)} | {f"c{i}": False for i in range(c)} | {"same": True}
+        b_bad = {f"b{i}": False for i in range(b)} | {f"c{i}": True for i in range(c)} | {"same": True}
+        assert abs(mcnemar(a_bad, b_bad).p_value - binomtest(b, b + c, 0.5).pvalue) < 1e-12
+
+
 def _item(i, label, verdict, pillar="safety", lang="en"):
     return ScoredItem(record_id=str(i), label=label, pillar=pillar, language=lang, verdict=verdict)
 

@@ -75,6 +75,7 @@ class Judge(ABC):
 
 
 def _builtin_judges() -> None:
+    # local: the built-in judges import this module (import cycle)
     from raipipe.judges import ensemble, llm_judge, opener, refusal, refusal_xenc, stack  # noqa: F401  (built-ins)
 
 

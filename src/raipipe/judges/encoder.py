@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
+from raipipe.models.embedded import encoder_dir
+from raipipe.models.transformers_backend import set_torch_threads
+
 
 class SentenceEncoder:
     def __init__(self, path: str | Path | None = None, max_length: int = 128, batch_size: int = 64):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from raipipe.models.embedded import encoder_dir
-        from raipipe.models.transformers_backend import _set_threads
-
-        _set_threads()
+        set_torch_threads()
         self.path = Path(path) if path else encoder_dir("minilm")
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModel.from_pretrained(self.path).eval()

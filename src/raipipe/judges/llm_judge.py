@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Sequence
 
 from raipipe.judges.base import Judge, JudgeInput, Judgement, Verdict, register_judge, split_degenerate
+from raipipe.models import load_model
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.schema import Policy
 
@@ -93,8 +94,6 @@ class RubricJudge(Judge):
 
     def __init__(self, model: ChatModel | str = "embedded:smollm2", retries: int = 1, max_new_tokens: int = 160):
         if isinstance(model, str):
-            from raipipe.models import load_model
-
             model = load_model(model)
         self.model, self.retries, self.max_new_tokens = model, retries, max_new_tokens
 

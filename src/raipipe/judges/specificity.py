@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from raipipe.judges.base import JudgeInput
+from raipipe.judges.calibrate import UNSCOREABLE, agreement
 from raipipe.judges.data import cached_head, files_digest, judge_data_path, read_labelled
 from raipipe.judges.degenerate import degenerate_reason
 from raipipe.judges.encoder import shared_encoder
@@ -129,8 +130,6 @@ class SpecificityJudge:
 
 def calibrate_specificity(judge: SpecificityJudge, rows: Sequence[dict], source: str = ""):
     """Agreement of the specificity judge with human levels (unscoreable where it gives no level)."""
-    from raipipe.judges.calibrate import UNSCOREABLE, agreement
-
     # model_validate: a null response is allowed here and becomes `non_text` (the constructor's type says str)
     items = [JudgeInput.model_validate({"id": str(r.get("id", i)), "prompt": r.get("prompt", ""),
                                         "response": r.get("response")}) for i, r in enumerate(rows)]

@@ -71,6 +71,7 @@ class ChatModel(ABC):
 
 BackendFactory = Callable[[str], ChatModel]
 def _builtin_backends() -> None:
+    # local: the built-in backends import this module (import cycle)
     from raipipe.models import embedded, http_backend, transformers_backend  # noqa: F401  (register built-ins)
 
 

@@ -50,7 +50,7 @@ def spec_options(arg: str) -> tuple[str, dict[str, str]]:
     return base, options
 
 
-def _set_threads() -> None:
+def set_torch_threads() -> None:
     """Pin torch to the machine's cores: oversubscription halves throughput on small machines."""
     import torch
 
@@ -59,7 +59,7 @@ def _set_threads() -> None:
         torch.set_num_threads(n)
 
 
-def _dir_fingerprint(path: Path) -> str:
+def dir_fingerprint(path: Path) -> str:
     """Cheap identity of a model directory: config + weight file sizes and mtimes."""
     h = hashlib.sha256()
     for f in sorted(path.glob("*")):
@@ -75,12 +75,12 @@ class TransformersChatModel(ChatModel):
     which is what makes a 135M model reach ~200 tok/s on two cores."""
 
     name = "hf"
-    share_prompt_pass = True  # k sampled answers continue from one pass over the prompt (see _prefill_once)
+    share_prompt_pass = True  # the batch's common prefix and each prompt run once (raipipe.models.prefix_cache)
 
     def __init__(self, model, tokenizer, model_id: str, batch_size: int = 32, device: str | None = None):
         import torch
 
-        _set_threads()
+        set_torch_threads()
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
@@ -100,21 +100,21 @@ class TransformersChatModel(ChatModel):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        _set_threads()
+        set_torch_threads()
         chosen = resolve_dtype(dtype, kw.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
         tok = AutoTokenizer.from_pretrained(path_or_id)
         model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=chosen)
         ident = f"hf:{path_or_id}"
         p = Path(path_or_id)
         if p.is_dir():
-            ident = f"hf:{p.resolve().name}#{_dir_fingerprint(p)}"
+            ident = f"hf:{p.resolve().name}#{dir_fingerprint(p)}"
             if (p / "adapter_config.json").exists() and adapter is None:
                 raise ValueError(f"{p} holds a LoRA adapter; load its base model with adapter={p}")
         if adapter:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter)
-            ident += f"+lora:{Path(adapter).name}#{_dir_fingerprint(Path(adapter))}"
+            ident += f"+lora:{Path(adapter).name}#{dir_fingerprint(Path(adapter))}"
         return cls(model, tok, ident + id_suffix(chosen), batch_size=batch_size, **kw)
 
     @classmethod
@@ -152,50 +152,24 @@ class TransformersChatModel(ChatModel):
     def _generate_batch(self, texts: list[str], params: GenerationParams) -> list[list[str]]:
         import torch
 
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        from raipipe.models.prefix_cache import prefill
+
+        rows = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         sample = params.temperature > 0
-        kwargs = dict(
-            max_new_tokens=params.max_new_tokens,
-            do_sample=sample,
-            num_return_sequences=params.num_return_sequences,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+        kwargs = dict(max_new_tokens=params.max_new_tokens, do_sample=sample, num_return_sequences=1,
+                      pad_token_id=self.tokenizer.pad_token_id)
         if sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)
             torch.manual_seed(params.seed)
         else:  # silence generation_config sampling defaults that do not apply to greedy decoding
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode():
-            shared = None
-            if self.share_prompt_pass and params.num_return_sequences > 1 and enc["input_ids"].shape[1] > 1:
-                shared = self._prefill_once(enc, params.num_return_sequences)
-            if shared is not None:
-                gen = self.model.generate(**shared, **{**kwargs, "num_return_sequences": 1})
-            else:
-                gen = self.model.generate(**enc, **kwargs)
-        new = gen[:, enc["input_ids"].shape[1] :]
-        decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         k = params.num_return_sequences
+        with torch.inference_mode():
+            inputs, width = prefill(self.model, rows, self.tokenizer.pad_token_id, k, self.device,
+                                    share=self.share_prompt_pass)
+            gen = self.model.generate(**inputs, **kwargs)
+        decoded = self.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
         return [[d.strip() for d in decoded[j * k : (j + 1) * k]] for j in range(len(texts))]
-
-    def _prefill_once(self, enc, k: int) -> dict | None:
-        """Run each prompt once and copy its cache k times for k sampled answers.
-
-        `generate(num_return_sequences=k)` repeats every prompt k times before the forward pass, so the
-        prompt (SmolLM2's template alone adds ~25 tokens) is computed k times. Here all but the last prompt
-        token go through the model once, with the positions generate itself would use under left padding;
-        generate then continues from the copied cache. None (generate's own way) for a cache that cannot
-        be copied per row."""
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-                         use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
-        if not hasattr(cache, "batch_repeat_interleave"):
-            return None
-        cache.batch_repeat_interleave(k)
-        return {"input_ids": ids.repeat_interleave(k, dim=0), "attention_mask": mask.repeat_interleave(k, dim=0),
-                "past_key_values": cache}
 
     def close(self) -> None:
         self.model = None

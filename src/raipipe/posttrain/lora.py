@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import raipipe
 from raipipe.fileio import atomic_write_json
 from raipipe.models.embedded import converted_dir
-from raipipe.models.transformers_backend import _dir_fingerprint, _set_threads
+from raipipe.models.transformers_backend import dir_fingerprint, set_torch_threads
 from raipipe.policy.loader import load_pack
 
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -80,7 +80,7 @@ def resolve_model(spec: str | Path | None = None) -> ModelSource:
             raise FileNotFoundError(f"model {text!r}: directory {d} does not exist")
     if adapter is None and (directory / "adapter_config.json").exists():
         raise ValueError(f"model {text!r}: {directory} is a LoRA adapter; use hf:BASE_DIR+{directory}")
-    fp = _dir_fingerprint(directory) + (f"+{_dir_fingerprint(adapter)}" if adapter else "")
+    fp = dir_fingerprint(directory) + (f"+{dir_fingerprint(adapter)}" if adapter else "")
     return ModelSource(spec=text, directory=str(directory.resolve()),
                        adapter=str(adapter.resolve()) if adapter else None, fingerprint=fp)
 
@@ -91,7 +91,7 @@ def load_base(spec: str | Path | ModelSource | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _set_threads()
+    set_torch_threads()
     src = spec if isinstance(spec, ModelSource) else resolve_model(spec)
     tok = AutoTokenizer.from_pretrained(src.directory)
     model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(src.directory, dtype=torch.float32)

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from raipipe.evaluate.stats import Rate, wilson
 from raipipe.fileio import atomic_dir
 from raipipe.models.embedded import encoder_dir
-from raipipe.models.transformers_backend import _set_threads
+from raipipe.models.transformers_backend import set_torch_threads
 from raipipe.policy import load_pack
 from raipipe.posttrain.pairs import PreferencePair, assert_disjoint, pairs_hash
 
@@ -220,7 +220,7 @@ def train_reward_model(pairs_train: Sequence[PreferencePair], pairs_heldout: Seq
     out = Path(config.output_dir)
     if out.exists() and not config.overwrite:
         raise FileExistsError(f"{out} exists; set overwrite=True to replace it")
-    _set_threads()
+    set_torch_threads()
     base = Path(config.base_model) if config.base_model else encoder_dir("minilm")
     with atomic_dir(out) as tmp:
         tokenizer, model = _load_encoder(base, config.seed)
@@ -335,7 +335,7 @@ class RewardModelScorer:
         if not lineage_file.exists():
             raise FileNotFoundError(f"{lineage_file} is missing: not a reward-model directory written by raipipe")
         self.lineage = json.loads(lineage_file.read_text(encoding="utf-8"))
-        _set_threads()
+        set_torch_threads()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.path, dtype=torch.float32).eval()
         self.max_length = max_length or int(self.lineage.get("config", {}).get("max_length", 256))

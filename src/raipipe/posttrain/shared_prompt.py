@@ -42,6 +42,8 @@ def prefix_sharing_forward(original):
     import torch
     from transformers.modeling_outputs import BaseModelOutputWithPast
 
+    from raipipe.models.prefix_cache import CACHE
+
     def forward(input_ids=None, attention_mask=None, **kwargs: Any):
         plain = (input_ids is not None and attention_mask is not None
                  and all(k in _IGNORED_KWARGS or (k in _MUST_BE_UNSET and not v) for k, v in kwargs.items()))
@@ -51,12 +53,12 @@ def prefix_sharing_forward(original):
         half = input_ids.size(0) // 2
         head = original(input_ids=input_ids[:half, :shared], attention_mask=attention_mask[:half, :shared],
                         use_cache=True, return_dict=True)
-        cache = head.past_key_values
+        cache = getattr(head, CACHE)
         cache.batch_repeat_interleave(2)  # row i's keys/values serve both its answers
         # interleave the halves to match the cache: chosen 0, rejected 0, chosen 1, ...
         order = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).flatten().to(input_ids.device)
         tail = original(input_ids=input_ids[order, shared:], attention_mask=attention_mask[order],
-                        past_key_values=cache, use_cache=True, return_dict=True)
+                        use_cache=True, return_dict=True, **{CACHE: cache})
         tail_hidden = tail.last_hidden_state[torch.argsort(order)]
         hidden = torch.cat([head.last_hidden_state.repeat(2, 1, 1), tail_hidden], dim=1)
         return BaseModelOutputWithPast(last_hidden_state=hidden)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from raipipe.models import load_model
 from raipipe.policy.loader import PolicyError, load_pack
 from raipipe.pretrain.exercises import (
     ExerciseConfig,
@@ -79,8 +80,6 @@ def exercises(
         raise _fail(exc) from exc
     model_id = None
     if paraphrase_model:
-        from raipipe.models import load_model
-
         model = load_model(paraphrase_model)
         records, model_id = paraphrase(records, model, tset), model.model_id
         model.close()

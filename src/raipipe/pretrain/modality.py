@@ -11,6 +11,7 @@ its bytes can be rebuilt and checked."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import random
@@ -206,8 +207,6 @@ ICONS = {
 
 def wav_bytes(tones: list[tuple[float, float]], rate: int = 8000, volume: float = 0.4) -> bytes:
     """16-bit mono WAV of (frequency Hz, seconds) segments; frequency 0 is silence."""
-    import io
-
     frames = bytearray()
     for freq, secs in tones:
         for n in range(int(rate * secs)):

@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from raipipe.errors import RaipipeError, UsageError
+from raipipe.errors import RaipipeError, UsageError, require_writable
+from raipipe.judges.base import load_judge
+from raipipe.models.registry import check_model_spec
 
 app = typer.Typer(no_args_is_help=True, help="Pretraining-stage probes and continued pretraining.")
 
@@ -35,8 +37,6 @@ def probe(
     probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder (default: shipped)")] = None,
 ) -> None:
     """Perplexity per RAI pillar vs general text and sparse-question probes for each model, side by side."""
-    from raipipe.errors import require_writable
-    from raipipe.models.registry import check_model_spec
     from raipipe.pretrain.probes import ProbeConfig, SparseSettings, compare, console_table, run_probes, write_report
 
     labels = list(label or [])
@@ -51,8 +51,6 @@ def probe(
                           sparse=SparseSettings(max_new_tokens=max_new_tokens, judge=judge))
         judge_obj = None
         if sparse:
-            from raipipe.judges.base import load_judge
-
             judge_obj = load_judge(judge)
         results = []
         for i, spec in enumerate(model):

@@ -27,10 +27,12 @@ from raipipe.posttrain.lora import (
     cpu_trainer_args,
     lineage_callback,
     list_checkpoints,
+    load_base,
     resolve_model,
     rows_hash,
     write_json,
 )
+from raipipe.pretrain.exercises import shard_paths
 from raipipe.pretrain.probes import (
     CheckpointProbes,
     ProbeComparison,
@@ -108,8 +110,6 @@ def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if (path / "manifest.json").is_file():
-        from raipipe.pretrain.exercises import shard_paths
-
         return shard_paths(path)
     found = sorted([*path.glob("*.jsonl"), *path.glob("*.parquet")])
     if not found:
@@ -230,8 +230,6 @@ def _save_final(cfg: ContinuedPretrainConfig, model, tok, parent) -> tuple[Path,
 
 def train_continued(cfg: ContinuedPretrainConfig) -> ContinuedPretrainResult:
     """Train (or resume) and save the final model; no probes (see `run_continued_pretraining`)."""
-    from raipipe.posttrain.lora import load_base
-
     resume_from = _prepare_dir(cfg)
     parent = resolve_model(cfg.model)
     model, tok = load_base(parent)

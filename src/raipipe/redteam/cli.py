@@ -13,7 +13,15 @@ from rich.console import Console
 from rich.table import Table
 
 from raipipe.cli_support import friendly_errors
+from raipipe.data.specs import resolve_dataset
 from raipipe.errors import InputFileError, UsageError, require_writable
+from raipipe.judges import load_judge
+from raipipe.models import load_model
+from raipipe.models.base import GenerationParams
+from raipipe.models.registry import check_model_spec
+from raipipe.policy import load_pack
+from raipipe.redteam.budget import AllocatorConfig
+from raipipe.redteam.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from raipipe.redteam.run import RunSummary
@@ -68,10 +76,6 @@ def run_cmd(
     """Attack seed prompts with the given strategies; every attempt goes to OUT/attacks.jsonl and the store.
     With --allocate, the budget goes where earlier runs (--history) left coverage thin or found most."""
     with friendly_errors(ctx):
-        from raipipe.data.specs import resolve_dataset
-        from raipipe.judges import load_judge
-        from raipipe.models import load_model
-        from raipipe.redteam.budget import AllocatorConfig
         from raipipe.redteam.run import RunOptions, run_redteam
 
         names = _checked_strategies(strategies, target, attacker)
@@ -108,9 +112,6 @@ def _check_allocation(allocate: int | None, history: list[Path], allocator: str)
 
 def _checked_strategies(strategies: str, target: str, attacker: str | None) -> list[str]:
     """The strategy names, after checking them and the model specs: a typo fails before any model loads."""
-    from raipipe.models.registry import check_model_spec
-    from raipipe.redteam.strategies import STRATEGIES
-
     names = _names(strategies)
     if not names:
         raise UsageError("--strategies is empty", hint="e.g. --strategies converter_sweep")
@@ -151,8 +152,6 @@ def promote_cmd(
 ) -> None:
     """Turn a run's successful attacks (plus benign twins) into the next version of the findings dataset."""
     with friendly_errors(ctx):
-        from raipipe.judges import load_judge
-        from raipipe.models import load_model
         from raipipe.redteam.findings import PromoteConfig, promote
 
         require_writable(out, "--out")
@@ -201,10 +200,6 @@ def web_cmd(
 
     `raipipe redteam promote --run OUT` adds the findings to the dataset, as it does an automated run's."""
     with friendly_errors(ctx):
-        from raipipe.models import load_model
-        from raipipe.models.base import GenerationParams
-        from raipipe.models.registry import check_model_spec
-        from raipipe.policy import load_pack
         from raipipe.redteam.web import HumanRun, serve
 
         check_model_spec(target)

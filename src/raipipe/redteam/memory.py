@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from raipipe.judges.encoder import shared_encoder
 from raipipe.redteam.converters.chain import ConverterSpec
 from raipipe.redteam.records import AttackOutcome, AttackRecord
 
@@ -64,8 +65,6 @@ class EncoderSimilarity:
     """Cosine of MiniLM sentence embeddings (the embedded encoder, loaded once per process)."""
 
     def __init__(self) -> None:
-        from raipipe.judges.encoder import shared_encoder
-
         self.encoder = shared_encoder()
 
     def scores(self, query: str, docs: Sequence[str]) -> list[float]:

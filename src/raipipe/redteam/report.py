@@ -17,6 +17,7 @@ from rich.table import Table
 
 from raipipe.data.records import PromptRecord
 from raipipe.evaluate.stats import Rate, wilson
+from raipipe.policy.loader import load_pack
 from raipipe.redteam.records import AttackOutcome, AttackRecord
 from raipipe.redteam.run_state import read_attacks_tolerant
 from raipipe.redteam.seeds import read_manifest, read_seeds
@@ -88,8 +89,6 @@ def load_run_report(run_dir: str | Path) -> tuple[RedteamReport, list[AttackReco
 
 def _pack_policies() -> list[str]:
     try:
-        from raipipe.policy.loader import load_pack
-
         return sorted(load_pack(None).policies)
     except Exception:  # noqa: BLE001 - without a pack the matrix shows attacked policies only
         return []

@@ -25,6 +25,7 @@ from raipipe.data.records import Label, PromptRecord
 from raipipe.errors import UsageError
 from raipipe.judges.base import Judge
 from raipipe.models.base import ChatModel, GenerationParams
+from raipipe.policy.loader import load_pack
 from raipipe.redteam.budget import AllocatorConfig
 from raipipe.redteam.converters import CONVERTERS
 from raipipe.redteam.plan import allocation_counts, load_or_make_plan
@@ -189,8 +190,6 @@ def _units(attacked: list[PromptRecord], strategies: Sequence[str], options: Run
 def _policy_ref() -> dict[str, str]:
     """The policy pack in force, so a finding can say which policy version it broke."""
     try:
-        from raipipe.policy.loader import load_pack
-
         pack = load_pack(None)
         return {"ref": pack.ref, "digest": pack.digest}
     except Exception as exc:  # noqa: BLE001 - a missing pack is noted, not fatal to red teaming

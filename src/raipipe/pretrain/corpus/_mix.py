@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from raipipe.errors import UsageError
 from raipipe.fileio import atomic_open, atomic_write_json
+from raipipe.pretrain.exercises import shard_paths
 
 MIX_REPORT = "mix_report.json"
 
@@ -133,8 +134,6 @@ def corpus_sources(corpus_out: Path | str, proportions: dict[str, float],
     known: dict[str, tuple[list[Path], str | None]] = {"general": (data, "keep"),
                                                        "recontextualised": (data, "recontextualise")}
     if exercises_dir is not None:
-        from raipipe.pretrain.exercises import shard_paths
-
         known["exercises"] = (shard_paths(exercises_dir), None)
     unknown = sorted(set(proportions) - set(known))
     if unknown:

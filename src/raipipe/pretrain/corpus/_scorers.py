@@ -20,6 +20,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from raipipe.errors import UsageError
+from raipipe.judges.encoder import shared_encoder
+from raipipe.models.embedded import cache_root
+from raipipe.models.transformers_backend import dir_fingerprint
 from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.registry import Registry
 
@@ -131,8 +134,8 @@ class MiniLMScorer(Scorer):
 
     def __init__(self, pack: PolicyPack, chunk_words: int = 80, max_chunks: int = 8, c: float = 4.0,
                  fixture: str | None = None):
+        # local: judges.data pulls joblib, kept off CLI start-up
         from raipipe.judges.data import cached_head
-        from raipipe.judges.encoder import shared_encoder
 
         super().__init__(pack)
         self.encoder = shared_encoder()
@@ -157,12 +160,11 @@ class MiniLMScorer(Scorer):
         """Where the fitted state lives, named by everything it is computed from: the fixture's bytes, the
         pack's policies (prototype texts), the chunking, C and the encoder's files. Fitting took most of
         a worker's start-up (every process and Ray task refitted the same head); now it happens once."""
+        # local: judges.data pulls joblib, kept off CLI start-up
         from raipipe.judges.data import files_digest
-        from raipipe.models.embedded import cache_root
-        from raipipe.models.transformers_backend import _dir_fingerprint
 
         salt = json.dumps({"scorer": "corpus-minilm-v2", "pack": self.pack.digest, "chunk_words": self.chunk_words,
-                           "max_chunks": self.max_chunks, "c": c, "encoder": _dir_fingerprint(self.encoder.path)})
+                           "max_chunks": self.max_chunks, "c": c, "encoder": dir_fingerprint(self.encoder.path)})
         return cache_root() / "corpus" / f"minilm-{files_digest([fixture_file], salt.encode())}.joblib"
 
     def _fit(self, harm: list[tuple[int, str]], safe: list[tuple[int, str]], extra: list[tuple[int, str]],

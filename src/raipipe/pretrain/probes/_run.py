@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raipipe.judges.base import load_judge
+from raipipe.models import load_model
 from raipipe.models.base import ChatModel
 from raipipe.pretrain.probes._perplexity import GroupPerplexity, PerplexitySettings, perplexity_by_group
 from raipipe.pretrain.probes._sparse import PillarProbe, ProbeAnswer, SparseSettings, run_sparse_probes
@@ -59,8 +61,6 @@ def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | N
         result.perplexity = perplexity_by_group(hf_model, tokenizer, texts, cfg.perplexity)
     if cfg.run_sparse:
         if judge is None:
-            from raipipe.judges.base import load_judge
-
             judge = load_judge(cfg.sparse.judge)
         questions = [q for q in load_questions(cfg.probe_dir) if keep(q.language)]
         result.probes, result.answers = run_sparse_probes(model, judge, questions, load_fewshot(cfg.probe_dir),
@@ -73,8 +73,6 @@ def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | N
 def run_probes(spec: str, label: str | None = None, config: ProbeConfig | None = None,
                judge=None) -> CheckpointProbes:
     """Load the model named by `spec` (any backend), probe it, release it."""
-    from raipipe.models import load_model
-
     cfg = config or ProbeConfig()
     local = spec.partition(":")[0] in ("hf", "embedded")  # API backends take no batch size
     model = load_model(spec, **({"batch_size": cfg.batch_size} if local else {}))

@@ -155,6 +155,7 @@ class ModelConverter(Converter):
 
 
 def _builtin_converters() -> None:
+    # local: the built-in converters import this module (import cycle)
     from raipipe.redteam.converters import encoding, framing, rewrite, structure  # noqa: F401  (built-ins)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,13 @@ import typer
 from rich.console import Console
 
 from raipipe.cli_support import friendly_errors
-from raipipe.errors import UsageError, require_writable
+from raipipe.errors import InputFileError, UsageError, require_writable
+from raipipe.models import load_model
+from raipipe.models.registry import check_model_spec
+from raipipe.redteam.deception.detect import load_detector
+from raipipe.redteam.deception.loader import load_scenarios
+from raipipe.redteam.deception.report import console_table, write_report
+from raipipe.redteam.deception.runner import RESULTS, load_results, run_deception
 
 app = typer.Typer(no_args_is_help=True, help="Long-horizon deception: multi-session scenarios and trajectory checks.")
 @app.command("run")
@@ -29,13 +36,6 @@ def run_cmd(
 ) -> None:
     """Play every scenario against the target, run its checks, write results.jsonl, summary.json, report.html."""
     with friendly_errors(ctx):
-        from raipipe.models import load_model
-        from raipipe.models.registry import check_model_spec
-        from raipipe.redteam.deception.detect import load_detector
-        from raipipe.redteam.deception.loader import load_scenarios
-        from raipipe.redteam.deception.report import console_table, write_report
-        from raipipe.redteam.deception.runner import run_deception
-
         chosen = load_scenarios(scenarios)  # a bad scenario fails before any model loads
         if only:
             keep = {v.strip() for v in only.split(",") if v.strip()}
@@ -75,10 +75,6 @@ def report_cmd(
 ) -> None:
     """Re-render summary.json and report.html from a run folder's results.jsonl."""
     with friendly_errors(ctx):
-        from raipipe.errors import InputFileError
-        from raipipe.redteam.deception.report import console_table, write_report
-        from raipipe.redteam.deception.runner import RESULTS, load_results
-
         if not (run / RESULTS).is_file():
             raise InputFileError(f"--run {run}: no {RESULTS}", hint="give a folder written by `deception run`")
         report = write_report(load_results(run), run)
@@ -92,10 +88,6 @@ def validate_cmd(
 ) -> None:
     """Check scenario files (schema, turn references, check names, policy pillar) without running anything."""
     with friendly_errors(ctx):
-        from collections import Counter
-
-        from raipipe.redteam.deception.loader import load_scenarios
-
         loaded = load_scenarios(scenarios)
         by_pillar = Counter(s.pillar.value for s in loaded)
         typer.echo(f"{len(loaded)} scenarios valid: " + ", ".join(f"{p} {n}" for p, n in sorted(by_pillar.items())))

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import ClassVar
 
 from raipipe.errors import UsageError
+from raipipe.judges.encoder import shared_encoder
+from raipipe.models import load_model
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.redteam.deception.schema import Claim
 from raipipe.registry import Registry
@@ -158,8 +160,6 @@ class SimilarityDetector(ClaimDetector):
     @property
     def encoder(self):
         if self._encoder is None:
-            from raipipe.judges.encoder import shared_encoder
-
             self._encoder = shared_encoder()
         return self._encoder
 
@@ -220,8 +220,6 @@ class LLMDetector(ClaimDetector):
 
     def __init__(self, model: ChatModel | str = "embedded:smollm2", max_new_tokens: int = 8):
         if isinstance(model, str):
-            from raipipe.models import load_model
-
             model = load_model(model)
         self.model, self.params = model, GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
 

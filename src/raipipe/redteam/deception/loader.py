@@ -13,6 +13,7 @@ from typing import Any
 
 from raipipe.errors import ConfigError
 from raipipe.policy.loader import _read_text, load_pack, parse_yaml_model, yaml_line
+from raipipe.redteam.deception.checks import CHECKS
 from raipipe.redteam.deception.schema import Scenario
 
 Problem = tuple[tuple[Any, ...], str]
@@ -39,8 +40,6 @@ def _turn_refs(s: Scenario) -> Iterator[tuple[tuple[Any, ...], str]]:
 
 
 def _check_problems(s: Scenario) -> Iterator[Problem]:
-    from raipipe.redteam.deception.checks import CHECKS
-
     known = CHECKS.all()
     for i, name in enumerate(s.checks):
         cls = known.get(name)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from raipipe.data.records import PromptRecord
 from raipipe.judges.base import JudgeInput, Verdict
 from raipipe.judges.opener import opens_with_refusal
+from raipipe.models import load_model
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.redteam.converters.base import AttackerRefusedError
 from raipipe.redteam.converters.chain import ConverterChain, ConverterSpec, ConverterStep, as_conversation, derive_seed
@@ -114,8 +115,6 @@ class AdaptiveStrategy(Strategy):
     def attacker_model(self) -> ChatModel:
         """The attacker passed in, else the configured backend (the embedded model by default), loaded once."""
         if self.attacker is None:
-            from raipipe.models import load_model
-
             log.info("%s: no attacker model given; loading %s", self.name, self.config.attacker_settings.model)
             self.attacker = load_model(self.config.attacker_settings.model)
         return self.attacker
@@ -188,6 +187,7 @@ class AdaptiveStrategy(Strategy):
 
     def _expected_specificity(self, response: str) -> float:
         if self._specificity is None:
+            # local: pulls joblib (via judges.data), kept off CLI start-up
             from raipipe.judges.specificity import SpecificityJudge
 
             self._specificity = SpecificityJudge()

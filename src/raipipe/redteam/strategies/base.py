@@ -93,6 +93,7 @@ class Strategy(ABC):
 
 
 def _builtin_strategies() -> None:
+    # local: the built-in strategies import this module (import cycle)
     from raipipe.redteam.strategies import sweep  # noqa: F401  (built-ins)
 
 

@@ -75,6 +75,7 @@ class Page:
 
 def create_app(run: HumanRun) -> FastAPI:
     """The page over an open human red-team run."""
+    # local: routes imports this module (import cycle)
     from raipipe.redteam.web.routes import add_chat_routes, add_session_routes
 
     page = Page(run)

@@ -11,6 +11,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstr
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from raipipe.store.base import Base, _now
+from raipipe.store.redteam_tables import open_redteam_store
 
 
 class HumanConversation(Base):
@@ -44,8 +45,6 @@ HUMAN_TABLES = [Base.metadata.tables[t.__tablename__] for t in (HumanConversatio
 
 def open_human_store(url_or_path: str | Path) -> sessionmaker[Session]:
     """The red-team store with the conversation tables too (created when missing)."""
-    from raipipe.store.redteam_tables import open_redteam_store
-
     maker = open_redteam_store(url_or_path)
     Base.metadata.create_all(maker.kw["bind"], tables=HUMAN_TABLES, checkfirst=True)
     return maker
