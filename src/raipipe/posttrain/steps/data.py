@@ -14,7 +14,11 @@ from raipipe.errors import RaipipeError
 from raipipe.judges.llm_judge import RubricJudge
 from raipipe.models import load_model
 from raipipe.posttrain.pairs import load_pair_dataset, pairs_from_store, save_pair_dataset, split_pairs
+from raipipe.posttrain.ranking.ai_feedback import ai_rank
+from raipipe.posttrain.ranking.jsonl import import_jsonl
+from raipipe.posttrain.sample import sample_candidates
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
+from raipipe.store.posttrain_tables import Candidate, Ranking
 
 console = Console(stderr=True)
 
@@ -51,8 +55,6 @@ class SampleStep(Step):
                 "policy": ctx.pack.digest}
 
     def run(self, ctx: StepContext) -> SampleOutput:
-        from raipipe.posttrain.sample import sample_candidates
-
         model = load_model(ctx.config.model)
         try:
             return SampleOutput(batch_id=sample_candidates(model, ctx.config.sample, ctx.sessions, ctx.pack))
@@ -73,8 +75,6 @@ class RankStep(Step):
     def run(self, ctx: StepContext) -> RankOutput:
         rank, batch_id = ctx.config.rank, ctx.get(SampleOutput).batch_id
         if rank.mode == "ai":
-            from raipipe.posttrain.ranking.ai_feedback import ai_rank
-
             rubric = None
             if rank.judge_model:
                 rubric = RubricJudge(model=rank.judge_model)
@@ -83,8 +83,6 @@ class RankStep(Step):
             return RankOutput(mode="ai", report=str(report))
         text = ""
         if rank.mode == "import":
-            from raipipe.posttrain.ranking.jsonl import import_jsonl
-
             if not rank.import_file:
                 raise ValueError("rank.mode=import needs rank.import_file")
             text = str(import_jsonl(ctx.sessions, rank.import_file))
@@ -94,8 +92,6 @@ class RankStep(Step):
     @staticmethod
     def _check_human_share(ctx: StepContext, batch_id: str) -> str:
         from sqlalchemy import func, select
-
-        from raipipe.store.posttrain_tables import Candidate, Ranking
 
         with ctx.sessions() as s:
             prompts = s.scalar(select(func.count(func.distinct(Candidate.record_id)))

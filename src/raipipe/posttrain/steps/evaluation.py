@@ -12,6 +12,7 @@ from raipipe.judges.refusal import FeatureRefusalJudge
 from raipipe.models.base import GenerationParams
 from raipipe.posttrain.confirm import Confirmation, check_disjoint, confirm_selection
 from raipipe.posttrain.export import export_checkpoint
+from raipipe.posttrain.report import write_posttrain_report
 from raipipe.posttrain.select import Selection, select_checkpoint
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
 from raipipe.posttrain.steps.data import RankOutput, SampleOutput
@@ -124,8 +125,6 @@ class ReportStep(Step):
     output = ReportOutput
 
     def run(self, ctx: StepContext) -> ReportOutput:
-        from raipipe.posttrain.report import write_posttrain_report
-
         write_posttrain_report(ctx, ctx.get(SampleOutput).batch_id, ctx.get(RewardModelOutput).metrics,
                                ctx.get(TrainOutput).run_dir, ctx.get(SelectOutput).selection,
                                ctx.get(ExportOutput).model_dir, ctx.get(ConfirmOutput).confirmation)

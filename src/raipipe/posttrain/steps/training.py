@@ -17,6 +17,7 @@ from raipipe.posttrain.grpo import train_grpo
 from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
 from raipipe.posttrain.reward import CombinedReward
 from raipipe.posttrain.reward_model import RewardModelScorer, train_reward_model
+from raipipe.posttrain.sample import trainable_records
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
 from raipipe.posttrain.steps.data import PairsOutput, load_pairs
 
@@ -107,8 +108,6 @@ class TrainStep(Step):
 
     @staticmethod
     def _grpo(ctx: StepContext, target: Path, probe):
-        from raipipe.posttrain.sample import trainable_records
-
         cfg = ctx.config
         rm_dir = ctx.get(RewardModelOutput).directory
         scorer = RewardModelScorer(rm_dir) if rm_dir else None
