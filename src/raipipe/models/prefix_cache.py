@@ -55,11 +55,11 @@ def prefill(model: Any, rows: list[list[int]], pad_id: int, k: int = 1, device: 
         prefix = 0
     ids, mask = (t.to(device) for t in layout(rows, prefix, pad_id))
     width = ids.shape[1]
-    cache, done = None, 0
+    cache: Any = None
+    done = 0
     if prefix:
-        out = model(input_ids=ids[:1, :prefix], use_cache=True, logits_to_keep=1)
-        cache, done = getattr(out, CACHE), prefix
-        if not hasattr(cache, "batch_repeat_interleave"):
+        cache, done = getattr(model(input_ids=ids[:1, :prefix], use_cache=True, logits_to_keep=1), CACHE), prefix
+        if not _copyable(cache):
             return _plain(rows, pad_id, k, device), width
         cache.batch_repeat_interleave(len(rows))
     if k > 1 and width - 1 > done:  # each row's remainder once, all but its last token
@@ -67,14 +67,16 @@ def prefill(model: Any, rows: list[list[int]], pad_id: int, k: int = 1, device: 
         out = model(input_ids=ids[:, done:-1], attention_mask=mask[:, :-1], position_ids=positions[:, done:-1],
                     use_cache=True, logits_to_keep=1, **{CACHE: cache})
         cache = getattr(out, CACHE)
-        if not hasattr(cache, "batch_repeat_interleave"):
-            return _plain(rows, pad_id, k, device), width
-    if cache is None:
+    if not _copyable(cache):  # nothing shared, or a cache kind that cannot be copied per row
         return _plain(rows, pad_id, k, device), width
     if k > 1:
         cache.batch_repeat_interleave(k)
     return {"input_ids": ids.repeat_interleave(k, dim=0), "attention_mask": mask.repeat_interleave(k, dim=0),
             CACHE: cache}, width
+
+
+def _copyable(cache: Any) -> bool:
+    return cache is not None and hasattr(cache, "batch_repeat_interleave")
 
 
 def _plain(rows: list[list[int]], pad_id: int, k: int, device: str | torch.device) -> dict[str, Any]:
