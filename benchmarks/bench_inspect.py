@@ -1,10 +1,12 @@
 """raipipe's local generation against Inspect AI's `hf` provider: same model, prompts and token budget.
 
-Both run in this one process, one after the other, on the embedded SmolLM2 (its converted float32
-safetensors directory), greedy, float32, batch 32 and the same max new tokens. Inspect runs a Task with
-the prompts as Samples and `generate()` as its solver (no scorer); raipipe runs the batched, length-sorted
-generation its eval runner uses. Model loading is excluded on both sides; the table prints wall time,
-answers per second and the ratio. Needs the `bench` extra (inspect-ai)."""
+Both run in this one process, one after the other, on the embedded SmolLM2 (its converted safetensors
+directory), greedy, batch 32 and the same max new tokens. Inspect runs a Task with the prompts as Samples
+and `generate()` as its solver (no scorer), in float32 (what it loads for this model by default: the
+directory's config says float32) and in bfloat16; raipipe runs the batched, length-sorted, shared-prefix
+generation its eval runner uses, in float32 and in the dtype `auto` picks on this CPU. Model loading is
+excluded on both sides; the table prints wall time, answers per second and the speed-up over Inspect at its
+default and at the same dtype. Needs the `bench` extra (inspect-ai)."""
 
 from __future__ import annotations
 
@@ -21,17 +23,19 @@ from rich.table import Table  # noqa: E402
 
 from raipipe.data.specs import resolve_dataset  # noqa: E402
 from raipipe.models import GenerationParams, Message, load_model  # noqa: E402
+from raipipe.models.dtype import resolve_dtype  # noqa: E402
 from raipipe.models.embedded import converted_dir  # noqa: E402
 
 
-def run_inspect(model_dir: str, prompts: list[str], max_tokens: int, batch_size: int) -> tuple[float, int]:
+def run_inspect(model_dir: str, prompts: list[str], max_tokens: int, batch_size: int,
+                dtype: str) -> tuple[float, int]:
     """Seconds for Inspect's eval() of a generate-only Task (the model is loaded before the clock starts)."""
     from inspect_ai import Task, eval
     from inspect_ai.dataset import Sample
     from inspect_ai.model import get_model
     from inspect_ai.solver import generate
 
-    model = get_model(f"hf/{model_dir}", device="cpu", dtype="float32", do_sample=False)
+    model = get_model(f"hf/{model_dir}", device="cpu", dtype=dtype, do_sample=False)
     task = Task(dataset=[Sample(input=p, id=i) for i, p in enumerate(prompts)], solver=generate())
     with tempfile.TemporaryDirectory() as log_dir:
         t = time.perf_counter()
@@ -44,8 +48,9 @@ def run_inspect(model_dir: str, prompts: list[str], max_tokens: int, batch_size:
     return seconds, answered
 
 
-def run_raipipe(model_dir: str, prompts: list[str], max_tokens: int, batch_size: int) -> tuple[float, int]:
-    model = load_model(f"hf:{model_dir}?dtype=float32", batch_size=batch_size)
+def run_raipipe(model_dir: str, prompts: list[str], max_tokens: int, batch_size: int,
+                dtype: str) -> tuple[float, int]:
+    model = load_model(f"hf:{model_dir}?dtype={dtype}", batch_size=batch_size)
     convs = [[Message(role="user", content=p)] for p in prompts]
     params = GenerationParams(max_new_tokens=max_tokens)
     t = time.perf_counter()
@@ -65,15 +70,22 @@ def main() -> None:
     prompts = [r.prompt for r in records[: args.prompts]]
     model_dir = str(converted_dir("smollm2"))
 
-    rows = [("Inspect AI (hf provider)", *run_inspect(model_dir, prompts, args.max_tokens, args.batch_size)),
-            ("raipipe (local backend)", *run_raipipe(model_dir, prompts, args.max_tokens, args.batch_size))]
-    table = Table(title=f"SmolLM2-135M greedy float32, {len(prompts)} seed:test prompts, {args.max_tokens} new "
-                        f"tokens, batch {args.batch_size}, {os.cpu_count()} cores")
-    for col in ("engine", "answers", "seconds", "answers/s", "time vs raipipe"):
+    auto = resolve_dtype("auto", "cpu")
+    runs = [("Inspect AI (hf provider)", "float32", run_inspect), ("Inspect AI (hf provider)", "bfloat16", run_inspect),
+            ("raipipe (local backend)", "float32", run_raipipe), ("raipipe (local backend, auto)", auto, run_raipipe)]
+    seconds: dict[tuple[str, str], tuple[float, int]] = {}
+    for engine, dtype, fn in runs:
+        seconds[engine, dtype] = fn(model_dir, prompts, args.max_tokens, args.batch_size, dtype)
+    table = Table(title=f"SmolLM2-135M greedy, {len(prompts)} seed:test prompts, {args.max_tokens} new tokens, "
+                        f"batch {args.batch_size}, {os.cpu_count()} cores; auto picks {auto} here")
+    for col in ("engine", "dtype", "answers", "seconds", "answers/s", "speed-up vs Inspect float32",
+                "vs Inspect same dtype"):
         table.add_column(col, justify="right")
-    ours = rows[1][1]
-    for name, seconds, n in rows:
-        table.add_row(name, str(n), f"{seconds:.1f}", f"{n / seconds:.2f}", f"{seconds / ours:.2f}×")
+    inspect_default = seconds["Inspect AI (hf provider)", "float32"][0]
+    for (engine, dtype), (s, n) in seconds.items():
+        same = seconds["Inspect AI (hf provider)", dtype][0]
+        table.add_row(engine, dtype, str(n), f"{s:.1f}", f"{n / s:.2f}", f"{inspect_default / s:.2f}×",
+                      f"{same / s:.2f}×")
     Console().print(table)
 
 

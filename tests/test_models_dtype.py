@@ -1,4 +1,4 @@
-"""dtype resolution: auto means bfloat16 only where it is measured faster (AMX), float32 elsewhere and
+"""dtype resolution: auto means bfloat16 only where it is measured faster (x86 native bf16), float32 elsewhere and
 on CUDA; a spec option or RAIPIPE_DTYPE overrides it, and the model id records a non-float32 choice."""
 
 import pytest
@@ -24,10 +24,10 @@ def cpu(monkeypatch):
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    (SAPPHIRE_RAPIDS, "bfloat16"), (COOPER_LAKE, "float32"), (GRAVITON3, "float32"),
+    (SAPPHIRE_RAPIDS, "bfloat16"), (COOPER_LAKE, "bfloat16"), (GRAVITON3, "float32"),
     (SKYLAKE, "float32"), (frozenset(), "float32"),
 ])
-def test_auto_picks_bf16_only_with_amx(cpu, flags, expected):
+def test_auto_picks_bf16_only_with_native_x86_bf16(cpu, flags, expected):
     cpu(flags)
     assert dt.resolve_dtype("auto", "cpu") == expected
     assert dt.resolve_dtype(None, "cpu") == expected
@@ -57,13 +57,13 @@ def test_environment_replaces_auto_but_not_an_explicit_choice(cpu, monkeypatch):
 
 def test_cpuinfo_parsing(tmp_path, monkeypatch):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16 amx_tile\n\n"
-                    "processor\t: 1\nflags\t\t: fpu avx2 avx512_bf16 amx_tile\n")
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512f amx_tile\n\n"
+                    "processor\t: 1\nflags\t\t: fpu avx2 avx512f amx_tile\n")
     monkeypatch.setattr(dt, "CPUINFO", info)
     monkeypatch.setattr(dt.platform, "system", lambda: "Linux")
-    assert dt.cpu_flags() == frozenset({"fpu", "avx2", "avx512_bf16", "amx_tile"})
+    assert dt.cpu_flags() == frozenset({"fpu", "avx2", "avx512f", "amx_tile"})
     assert not dt.cpu_has_native_bf16()
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx512_bf16 amx_bf16 amx_tile\n")
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
     assert dt.cpu_has_native_bf16()
     monkeypatch.setattr(dt.platform, "system", lambda: "Darwin")
     assert dt.cpu_flags() == frozenset() and not dt.cpu_has_native_bf16()

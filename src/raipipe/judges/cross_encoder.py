@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from raipipe.fileio import atomic_path, atomic_write_json
 from raipipe.judges.base import Verdict
 from raipipe.judges.data import files_digest
+from raipipe.models.dtype import cpu_has_native_bf16
 
 CLASSES = [Verdict.COMPLY, Verdict.REFUSE, Verdict.PARTIAL]
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -39,18 +40,15 @@ class CrossEncoderConfig(BaseModel):
     epochs: int = 3
     batch_size: int = 16
     seed: int = 0
-    bf16: bool = Field(True, description="autocast to bfloat16 where the CPU supports it (AMX/AVX-512)")
+    bf16: bool = Field(True, description="autocast to bfloat16 where the CPU has native bf16 (AMX or AVX512-BF16)")
 
 
 def bf16_supported() -> bool:
-    """bfloat16 matmuls are fast only with AMX or AVX-512 bf16; elsewhere fp32 is quicker and exact."""
+    """bfloat16 matmuls are fast only with native bf16 arithmetic (AMX or AVX512-BF16, the same rule as a
+    model's `auto` dtype); elsewhere, plain AVX-512 included, fp32 is quicker and exact."""
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # older torch
-        return False
-    return capability in ("AVX512", "AMX") or "AMX" in str(capability)
+    return cpu_has_native_bf16()
 
 
 class CrossEncoderClassifier(torch.nn.Module):
