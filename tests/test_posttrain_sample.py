@@ -51,7 +51,7 @@ def test_candidates_origins_template_refusal_and_resume(tmp_path):
     assert manifest["refusal_templates_digest"] == digest
     for c in cands:
         if c.origin == TEMPLATE_ORIGIN:
-            assert c.text == templates.refusal(c.record_id, c.language, c.pillar)
+            assert c.text == templates.refusal(c.record_id, c.language, c.pillar, c.policy_id)
     # Same settings: same batch, nothing sampled again, nothing duplicated.
     calls = model.calls
     assert sample_candidates(model, settings, sessions) == batch and model.calls == calls

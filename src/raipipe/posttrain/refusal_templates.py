@@ -1,11 +1,14 @@
-"""Policy-written refusal candidates: one per prompt, in the prompt's language, naming the pillar's harm.
+"""Policy-written refusal candidates: one per prompt, in the prompt's language, naming the prompt's harm.
 
 A 135M model sampled four times often produces no refusal at all for a harmful prompt (and a safety
 system prompt barely changes that), so best-vs-worst pairs end up partial-vs-comply and DPO learns
 little. Adding a written refusal to every prompt's candidates fixes both sides at once: the judges
 rank it first on a harmful prompt and last on its benign look-alike, so the same kind of refusal is
 'chosen' for one and 'rejected' for the other. Candidates made here are stored with their own origin
-and the template file's digest, so they are never mistaken for the model's own samples."""
+and the template file's digest, so they are never mistaken for the model's own samples. The reason
+sentence is the prompt's policy's where the templates have one (it names the harm: drugs, stalking,
+deepfakes), else its pillar's: a pillar sentence is abstract enough that a small model learned to attach
+it to the wrong harms."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ class LanguageTemplates(BaseModel):
     model_config = ConfigDict(extra="forbid")
     openers: list[str] = Field(min_length=1, description="first sentence: the refusal itself")
     reasons: dict[Pillar, str] = Field(description="why, one sentence per pillar")
+    policy_reasons: dict[str, str] = Field(default_factory=dict, description=(
+        "why, one sentence per policy id, naming the harm itself; used over the pillar's where present"))
     offers: list[str] = Field(min_length=1, description="a safe alternative offered instead")
 
     @field_validator("reasons")
@@ -51,13 +56,18 @@ class RefusalTemplates(RootModel[dict[str, LanguageTemplates]]):
         """The templates of `language` ('es-MX' falls back to 'es', an unknown one to the fallback)."""
         return self.root.get(language) or self.root.get(language.split("-")[0]) or self.root[FALLBACK_LANGUAGE]
 
-    def refusal(self, key: str, language: str, pillar: Pillar | str) -> str:
+    def reason(self, language: str, pillar: Pillar | str, policy_id: str | None = None) -> str:
+        """The sentence that says why: the policy's own where the templates have one, else the pillar's."""
+        lang = self.for_language(language)
+        return lang.policy_reasons.get(policy_id or "") or lang.reasons[Pillar(pillar)]
+
+    def refusal(self, key: str, language: str, pillar: Pillar | str, policy_id: str | None = None) -> str:
         """A deterministic refusal for one prompt: `key` (the record id) picks opener and offer."""
         lang = self.for_language(language)
         h = int(hashlib.sha256(key.encode()).hexdigest(), 16)
         opener = lang.openers[h % len(lang.openers)]
         offer = lang.offers[(h // len(lang.openers)) % len(lang.offers)]
-        return f"{opener} {lang.reasons[Pillar(pillar)]} {offer}"
+        return f"{opener} {self.reason(language, pillar, policy_id)} {offer}"
 
 
 def default_templates_path() -> Path:

@@ -155,7 +155,7 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
                     outs[i].append((GREEDY, texts[0]))
             if templates:
                 for i, r in enumerate(chunk):
-                    outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar)))
+                    outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar, r.policy_id)))
             if references:
                 for i, r in enumerate(chunk):
                     if (answer := references.for_record(r)) is not None:
