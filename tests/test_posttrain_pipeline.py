@@ -54,7 +54,8 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     report = (out / "report.html").read_text()
     assert "Two judges on the same answers" in report and "With the judge's own error" in report
     reasons = summary["refusal_reasons"]  # how each model's refusals to harmful prompts name their reason
-    assert set(reasons["runs"]) == {"baseline", sel["chosen"]} and reasons["judge"] == agreement["judge"]
+    graded = {c["name"] for c in sel["candidates"] if c["run_id"]}
+    assert set(reasons["runs"]) == {"baseline", *graded} and reasons["judge"] == agreement["judge"]
     assert all(r["right_reason"] + r["wrong_reason"] == r["quoting_a_reason"] <= r["refusals"] <= 3
                for r in reasons["runs"].values())
     assert (out / "model" / "merged" / "config.json").exists()

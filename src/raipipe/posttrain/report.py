@@ -133,8 +133,9 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "judges_agreement": judges_agreement(pipe.sessions, {"baseline": selection.baseline.run_id,
                                                               chosen.name: chosen.run_id},
                                              judge_id, selection.context.get("second_judge")),
+        # every graded model, so the reasons a trained model learned show even when the baseline is kept
         "refusal_reasons": refusal_reasons(pipe.sessions, {"baseline": selection.baseline.run_id,
-                                                            chosen.name: chosen.run_id},
+                                                            **{c.name: c.run_id for c in selection.candidates}},
                                            judge_id, load_templates(cfg.sample.refusal_templates)[0]),
         "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out), run_dir),
         "independence": _independence_warning(pipe.sessions, batch_id, judge_id),
