@@ -157,6 +157,19 @@ def test_checkpoints_are_evaluated_merged_and_answer_like_base_plus_adapter(dpo_
     wrapped_chat.close()
 
 
+def test_checkpoints_are_evaluated_in_the_dtype_the_baseline_gets(dpo_run, monkeypatch):
+    """On a bfloat16 machine the baseline (loaded by spec) runs in bfloat16; its candidates must too."""
+    import torch
+
+    from raipipe.posttrain.select import checkpoint_chat_model
+
+    monkeypatch.setenv("RAIPIPE_DTYPE", "bfloat16")
+    chat = checkpoint_chat_model(dpo_run.last_checkpoint, batch_size=4)
+    assert next(chat.model.parameters()).dtype == torch.bfloat16 and chat.dtype == "bfloat16"
+    assert chat.model_id.endswith("?dtype=bfloat16")  # never reuses float32 answers cached for it
+    chat.close()
+
+
 def test_select_checkpoint_end_to_end(dpo_run, tmp_path, feature_judge):
     from raipipe.models import GenerationParams
     from raipipe.posttrain.select import select_checkpoint

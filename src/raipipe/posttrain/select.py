@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from raipipe.evaluate.stats import Rate
 from raipipe.evaluate.suite import EVAL_BATCH_SIZE, ModelMetrics, evaluate_model, evaluate_spec
 from raipipe.judges.base import load_judge
+from raipipe.models.dtype import id_suffix, resolve_dtype
 from raipipe.models.transformers_backend import TransformersChatModel
 from raipipe.posttrain.candidates import prune_by_probe, read_probe_curve
 from raipipe.posttrain.export import checkpoint_lineage, file_digest, is_adapter, load_checkpoint, parent_spec
@@ -194,14 +195,20 @@ def checkpoint_chat_model(checkpoint: Path, batch_size: int = EVAL_BATCH_SIZE):
     """A ChatModel for a checkpoint, identified by the content hash of its weights (names repeat across runs).
 
     A LoRA checkpoint is merged first, so selection measures the weights export writes and users serve
-    (same answers as PEFT's wrapped layers on 160 of 160 dev prompts, and no slower: 63 vs 69 s there)."""
+    (same answers as PEFT's wrapped layers on 160 of 160 dev prompts, and no slower: 63 vs 69 s there). It
+    then runs in the dtype `auto` picks, as the baseline loaded by spec does: candidates and baseline are
+    compared on answers generated the same way."""
+    import torch
+
     model, tok, lineage = load_checkpoint(checkpoint)
     if is_adapter(checkpoint):
         model = model.merge_and_unload()
+    dtype = resolve_dtype(None, "cpu")
+    model = model.to(getattr(torch, dtype))
     weights = sorted(checkpoint.glob("*.safetensors"))
     ident = f"posttrain:{lineage.get('kind', 'ckpt')}/{checkpoint.name}#{file_digest(weights[0])}"
     parent = lineage.get("parent_model", {})
-    ident += f"@{parent.get('spec', '?')}#{parent.get('fingerprint', '?')}"
+    ident += f"@{parent.get('spec', '?')}#{parent.get('fingerprint', '?')}{id_suffix(dtype)}"
     return TransformersChatModel(model, tok, ident, batch_size=batch_size, device="cpu")
 
 
