@@ -1,7 +1,7 @@
 """Which float type a local model runs in.
 
 `auto` picks bfloat16 on x86 CPUs with native bfloat16 arithmetic (AVX512-BF16, or AMX), and float32
-everywhere else. On an AVX512-BF16 CPU (no AMX), greedy generation of the seed test measured 2.5× faster in
+everywhere else. On an AVX512-BF16 CPU (no AMX), greedy generation of the seed test measured 2.6× faster in
 bfloat16, with neither two-sided rate moving (benchmarks/bench_dtype.py prints both, paired). Arm BF16 is
 unmeasured, so it keeps float32; CUDA keeps float32, as before. In bfloat16 an answer can depend on the
 batch it was generated in (rounding differs with the batch's shape), so a run is reproducible at the same

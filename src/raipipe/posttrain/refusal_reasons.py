@@ -11,6 +11,7 @@ the check cannot tell their reason, only that they quote none of the templates."
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -24,7 +25,7 @@ MAX_EXAMPLES = 5
 
 
 class QuotedReason(BaseModel):
-    kind: str = Field(description="'policy' (a policy's own reason) or 'pillar'")
+    kind: Literal["policy", "pillar"] = Field(description="a policy's own reason, or a pillar's")
     id: str = Field(description="the policy id or the pillar the sentence belongs to")
 
 
@@ -45,14 +46,16 @@ def quoted_reason(response: str, language: str, templates: RefusalTemplates) -> 
     """The template reason the answer repeats (the best match at or above REASON_MATCH)."""
     words = _words(response)
     lang = templates.for_language(language)
-    sentences = [("pillar", p.value, t) for p, t in lang.reasons.items()]
-    sentences += [("policy", pid, t) for pid, t in lang.policy_reasons.items()]
+    sentences = [QuotedReason(kind="pillar", id=p.value) for p in lang.reasons]
+    texts = list(lang.reasons.values())
+    sentences += [QuotedReason(kind="policy", id=pid) for pid in lang.policy_reasons]
+    texts += list(lang.policy_reasons.values())
     best, share = None, REASON_MATCH
-    for kind, ident, sentence in sentences:
+    for candidate, sentence in zip(sentences, texts, strict=True):
         reason = _words(sentence)
         s = len(reason & words) / len(reason) if reason else 0.0
         if s >= share:
-            best, share = QuotedReason(kind=kind, id=ident), s
+            best, share = candidate, s
     return best
 
 
