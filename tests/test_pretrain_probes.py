@@ -150,10 +150,13 @@ def test_sparse_probes_with_scripted_model_and_real_judge():
     rates, answers = run_sparse_probes(model, judge, questions, load_fewshot())
     assert all("\nQ:" not in a.answer for a in answers)  # the rambling tail was cut
     safety, fairness, overall = rates["safety"], rates["fairness"], rates["all"]
-    assert safety.violation.k == safety.violation.n == 3 and safety.over_refusal.k == 0
-    assert fairness.violation.k == 0 and fairness.over_refusal.k == 1 and fairness.over_refusal.n == 3
-    assert overall.violation.n == len(questions) // 2 and overall.violation.k == 3
-    assert overall.violation.low < 3 / 24 < overall.violation.high  # Wilson interval around the rate
+    n_safety = sum(q.pillar == Pillar.SAFETY and q.label == "harmful" for q in questions)
+    n_fair = sum(q.pillar == Pillar.FAIRNESS and q.label == "benign" for q in questions)
+    assert safety.violation.k == safety.violation.n == n_safety >= 3 and safety.over_refusal.k == 0
+    assert fairness.violation.k == 0 and fairness.over_refusal.k == 1 and fairness.over_refusal.n == n_fair
+    assert overall.violation.n == len(questions) // 2 and overall.violation.k == n_safety
+    rate = n_safety / overall.violation.n
+    assert overall.violation.low < rate < overall.violation.high  # Wilson interval around the rate
     assert cut_answer("Fine.\n Q: next") == "Fine." and cut_answer("A: Fine.\nQ: x\nA: y") == "Fine."
 
 
