@@ -1,7 +1,9 @@
 """Continued pretraining on the default mix for the embedded model, with the probes before and after.
 
-The mix: learning exercises generated from the shipped policy pack, plus general text the base model
-writes itself from everyday prompts (self-replay, so the general distribution is not pulled away). The
+The mix: learning exercises generated from the shipped policy pack, demonstrations (harmful requests
+from the generator's train split with the policy-written refusal, their benign look-alikes with the
+base model's own judged-compliant reply), plus general text the base model writes itself from everyday
+prompts (self-replay, so the general distribution is not pulled away). The
 held-out probe passages are never part of it. Targets from the issue: RAI-domain perplexity down
 >= 20 %, general-text perplexity up <= 5 %; probe violations and over-refusal are printed alongside.
 Not a test: nothing is asserted.
@@ -67,13 +69,19 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--replay-weight", type=float, default=2.0, help="times the replay text is repeated in the mix")
     ap.add_argument("--judge", default="refusal")
+    ap.add_argument("--demonstrations", type=int, default=None,
+                    help="requests made into demonstrations (default: DemonstrationConfig's; 0: none)")
     ap.add_argument("--no-sparse", action="store_true", help="perplexity only (faster)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    from raipipe.judges.base import load_judge
+    from raipipe.models import load_model
     from raipipe.policy.loader import load_pack
     from raipipe.pretrain import ExerciseConfig, generate_exercises, load_templates, write_exercises
-    from raipipe.pretrain.probes import ProbeConfig, SparseSettings, console_table
+    from raipipe.pretrain.demonstrations import TEXTS as DEMO_TEXTS
+    from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations
+    from raipipe.pretrain.probes import ProbeConfig, SparseSettings, console_table, load_questions
     from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, run_continued_pretraining
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-pretrain-"))
@@ -83,9 +91,20 @@ def main() -> None:
                                templates.digest)
     replay = out / "replay.jsonl"
     n_replay = write_replay(replay, 96) if not replay.exists() else sum(1 for _ in replay.open())
-    con.print(f"mix: {manifest.total} exercises + {n_replay} replay texts ×{args.replay_weight}")
+    data = [DataSource(path=out / "exercises"), DataSource(path=replay, weight=args.replay_weight)]
+    n_demo = "no"
+    if args.demonstrations != 0:
+        demo_cfg = DemonstrationConfig(judge=args.judge, **({"limit": args.demonstrations} if args.demonstrations
+                                                            else {}))
+        ledger = build_demonstrations(demo_cfg, out / "demonstrations",
+                                      lambda: load_model(demo_cfg.answer_model, batch_size=demo_cfg.batch_size),
+                                      load_judge(args.judge), held_out=[q.question for q in load_questions()])
+        n_demo = f"{sum(ledger.written.values())} ({ledger.written}; skipped {ledger.skipped})"
+        data.append(DataSource(path=out / "demonstrations" / DEMO_TEXTS))
+    con.print(f"mix: {manifest.total} exercises + {n_replay} replay texts ×{args.replay_weight} + {n_demo} "
+              "demonstrations")
     cfg = ContinuedPretrainConfig(
-        data=[DataSource(path=out / "exercises"), DataSource(path=replay, weight=args.replay_weight)],
+        data=data,
         output_dir=out / "run", max_length=args.max_length, batch_size=args.batch_size, learning_rate=args.lr,
         max_steps=args.steps, save_steps=max(10, args.steps // 3), logging_steps=10,
         probes=ProbeConfig(run_sparse=not args.no_sparse, sparse=SparseSettings(judge=args.judge)))

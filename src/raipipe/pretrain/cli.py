@@ -111,3 +111,33 @@ def stale(
     for s in found:
         con.print(f"{s.id}  {s.policy_id}: {'; '.join(s.reasons)}")
     con.print(f"{len(found)} of {manifest.total} exercises from {manifest.policy_pack} are stale against {new.ref}")
+
+
+@app.command("demonstrations")
+def demonstrations(
+    out: Annotated[Path, typer.Option("--out", help="output folder: demonstrations.jsonl, manifest.json")],
+    prompts: Annotated[str, typer.Option("--prompts", help="comma-separated dataset specs (training splits)")]
+    = "generated:train:en",
+    limit: Annotated[int, typer.Option("--limit", min=0, help="at most N requests, stratified (0: all)")] = 1000,
+    model: Annotated[str, typer.Option("--model", help="answer model for the benign replies")] = "embedded:smollm2",
+    judge: Annotated[str, typer.Option("--judge", help="keeps only benign replies it scores as compliance")]
+    = "refusal",
+    with_probes: Annotated[bool, typer.Option("--hold-out-probes/--no-hold-out-probes",
+                                              help="leave out pairs sharing text with the probe questions")] = True,
+) -> None:
+    """Request → reply demonstrations: policy-written refusals for harmful requests, the model's own
+    judged-compliant replies for their benign look-alikes, pairs kept whole."""
+    from raipipe.judges.base import load_judge
+    from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations
+    from raipipe.pretrain.probes import load_questions
+
+    con = Console(highlight=False, soft_wrap=True)
+    try:
+        cfg = DemonstrationConfig(prompts=_split(prompts), limit=limit or None, answer_model=model, judge=judge)
+        held_out = [q.question for q in load_questions()] if with_probes else []
+        manifest = build_demonstrations(cfg, out, lambda: load_model(cfg.answer_model, batch_size=cfg.batch_size),
+                                        load_judge(cfg.judge), held_out=held_out)
+    except (KeyError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(manifest.skipped.items())) or "none"
+    con.print(f"{manifest.requests} requests → written {manifest.written}; skipped: {skipped} → {out}")

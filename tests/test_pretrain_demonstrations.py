@@ -1,0 +1,129 @@
+"""Demonstrations: whole look-alike pairs, a ledger that accounts for every request, resume after a crash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from raipipe.judges.base import load_judge
+from raipipe.models.base import ChatModel, GenerationParams
+from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
+from raipipe.pretrain.demonstrations import (
+    JOURNAL,
+    MANIFEST,
+    TEXTS,
+    DemonstrationConfig,
+    build_demonstrations,
+)
+
+HELPFUL = "Here is a clear, practical overview of how to approach it, step by step."
+
+
+class AnswerModel(ChatModel):
+    """Answers helpfully, but refuses about a third of the requests (fixed per prompt); can crash after N batches."""
+
+    name = "scripted-answers"
+
+    def __init__(self, crash_after: int | None = None):
+        self.calls, self.prompts, self.crash_after = 0, [], crash_after
+
+    @property
+    def model_id(self) -> str:
+        return "scripted-answers@1"
+
+    def generate(self, conversations, params: GenerationParams):
+        if self.crash_after is not None and self.calls >= self.crash_after:
+            raise RuntimeError("simulated crash")
+        self.calls += 1
+        out = []
+        for conv in conversations:
+            self.prompts.append(conv[-1].content)
+            refuse = int(hashlib.sha256(conv[-1].content.encode()).hexdigest(), 16) % 3 == 0
+            out.append(["I'm sorry, but I can't help with that." if refuse else HELPFUL])
+        return out
+
+
+def _cfg(**kw) -> DemonstrationConfig:
+    return DemonstrationConfig(limit=24, batch_size=4, **kw)
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / TEXTS).read_text(encoding="utf-8").splitlines()]
+
+
+def test_pairs_are_whole_and_every_request_is_accounted_for(tmp_path):
+    judge = load_judge("refusal-opener")
+    manifest = build_demonstrations(_cfg(), tmp_path, AnswerModel, judge, console_progress=False)
+    rows = _rows(tmp_path)
+    assert manifest.requests == 24
+    assert sum(manifest.written.values()) + sum(manifest.skipped.values()) == manifest.requests
+    assert manifest.written["harmful"] == manifest.written["benign"] == len(rows) // 2 > 0
+    assert manifest.skipped["benign reply judged refuse"] == manifest.skipped[
+        "harmful: its benign look-alike's reply was skipped"] > 0
+    refusals, _ = load_templates()
+    by_pair: dict[str, set[str]] = {}
+    for r in rows:
+        by_pair.setdefault(r["id"].rsplit("-", 1)[0], set()).add(r["label"])
+        request, reply = r["text"].split("\n", 1)
+        assert request.split(":", 1)[0] in {"Q", "User", "Request"} and reply.split(":", 1)[1].strip()
+        if r["label"] == "harmful":
+            assert r["reply_source"] == TEMPLATE_ORIGIN
+            assert refusals.reason("en", r["pillar"], r["policy_id"]) in r["text"]
+        else:
+            assert r["reply_source"] == "model:embedded:smollm2" and HELPFUL in r["text"]
+    assert all(labels == {"harmful", "benign"} for labels in by_pair.values())
+
+
+def test_held_out_text_leaves_its_pair_out(tmp_path):
+    judge = load_judge("refusal-opener")
+    first = build_demonstrations(_cfg(), tmp_path / "a", AnswerModel, judge, console_progress=False)
+    row = _rows(tmp_path / "a")[0]
+    request = row["text"].split("\n", 1)[0].split(":", 1)[1].strip()
+    second = build_demonstrations(_cfg(), tmp_path / "b", AnswerModel, judge, held_out=[f"Tell me: {request}"],
+                                  console_progress=False)
+    assert second.skipped["shares text with held-out material"] >= 2
+    assert row["id"] not in {r["id"] for r in _rows(tmp_path / "b")}
+    assert sum(second.written.values()) == sum(first.written.values()) - 2
+
+
+def test_resume_after_a_crash_redoes_nothing(tmp_path):
+    judge = load_judge("refusal-opener")
+    crashing = AnswerModel(crash_after=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        build_demonstrations(_cfg(), tmp_path, lambda: crashing, judge, console_progress=False)
+    assert len((tmp_path / JOURNAL).read_text().splitlines()) == 8  # two batches of four journalled
+    with (tmp_path / JOURNAL).open("a") as fh:
+        fh.write('{"id": "torn')  # a crash mid-write leaves a torn line
+    resumed = AnswerModel()
+    build_demonstrations(_cfg(), tmp_path, lambda: resumed, judge, console_progress=False)
+    assert len(resumed.prompts) == 12 - 8 and not set(resumed.prompts) & set(crashing.prompts)
+    fresh = tmp_path / "fresh"
+    build_demonstrations(_cfg(), fresh, AnswerModel, judge, console_progress=False)
+    assert len(_rows(tmp_path)) > 0
+    assert json.loads((fresh / MANIFEST).read_text())["requests"] == 24
+
+
+def test_test_splits_and_bad_frames_are_refused(tmp_path):
+    judge = load_judge("refusal-opener")
+    with pytest.raises(ValueError, match="test-split"):
+        build_demonstrations(DemonstrationConfig(prompts=["generated:test:en"], limit=4), tmp_path, AnswerModel,
+                             judge, console_progress=False)
+    with pytest.raises(ValueError, match="exactly"):
+        DemonstrationConfig(frames={"en": ["Q: {request}"]})
+    with pytest.raises(ValueError, match="fallback"):
+        DemonstrationConfig(frames={"es": ["P: {request}\nR: {reply}"]})
+
+
+def test_cli_writes_demonstrations_with_a_lexical_judge(tmp_path, monkeypatch):
+    from raipipe.pretrain import cli
+
+    monkeypatch.setattr(cli, "load_model", lambda spec, **kw: AnswerModel())
+    result = CliRunner().invoke(cli.app, ["demonstrations", "--out", str(tmp_path), "--limit", "8",
+                                          "--judge", "refusal-opener"])
+    assert result.exit_code == 0, result.output
+    assert "written" in result.output and (tmp_path / TEXTS).is_file()
+    bad = CliRunner().invoke(cli.app, ["demonstrations", "--out", str(tmp_path), "--prompts", "seed:test"])
+    assert bad.exit_code == 1 and "test-split" in bad.output
