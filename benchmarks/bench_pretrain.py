@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--judge", default="refusal")
     ap.add_argument("--demonstrations", type=int, default=None,
                     help="requests made into demonstrations (default: DemonstrationConfig's; 0: none)")
+    ap.add_argument("--demo-weight", type=float, default=1.0, help="times the demonstrations are repeated in the mix")
+    ap.add_argument("--seed", type=int, default=0, help="seeds mix sampling, block order and initialisation")
     ap.add_argument("--no-sparse", action="store_true", help="perplexity only (faster)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -100,13 +102,13 @@ def main() -> None:
                                       lambda: load_model(demo_cfg.answer_model, batch_size=demo_cfg.batch_size),
                                       load_judge(args.judge), held_out=[q.question for q in load_questions()])
         n_demo = f"{sum(ledger.written.values())} ({ledger.written}; skipped {ledger.skipped})"
-        data.append(DataSource(path=out / "demonstrations" / DEMO_TEXTS))
+        data.append(DataSource(path=out / "demonstrations" / DEMO_TEXTS, weight=args.demo_weight))
     con.print(f"mix: {manifest.total} exercises + {n_replay} replay texts ×{args.replay_weight} + {n_demo} "
               "demonstrations")
     cfg = ContinuedPretrainConfig(
         data=data,
         output_dir=out / "run", max_length=args.max_length, batch_size=args.batch_size, learning_rate=args.lr,
-        max_steps=args.steps, save_steps=max(10, args.steps // 3), logging_steps=10,
+        max_steps=args.steps, seed=args.seed, save_steps=max(10, args.steps // 3), logging_steps=10,
         probes=ProbeConfig(run_sparse=not args.no_sparse, sparse=SparseSettings(judge=args.judge)))
     t0 = time.perf_counter()
     result, report = run_continued_pretraining(cfg)
