@@ -5,7 +5,9 @@ from the generator's train split with the policy-written refusal, their benign l
 base model's own judged-compliant reply), plus general text the base model writes itself from everyday
 prompts (self-replay, so the general distribution is not pulled away). The
 held-out probe passages are never part of it. Targets from the issue: RAI-domain perplexity down
->= 20 %, general-text perplexity up <= 5 %; probe violations and over-refusal are printed alongside.
+>= 20 %, general-text perplexity up <= 5 %; probe violations and over-refusal are printed alongside, with
+the refusal-preference probe's separation (does the model tell a harmful request from its look-alike, read
+from its likelihoods; 0.5 = no).
 Not a test: nothing is asserted.
 
     .venv/bin/python benchmarks/bench_pretrain.py --steps 60 --out out/bench-pretrain
@@ -123,6 +125,11 @@ def main() -> None:
         for metric in ("violation", "over_refusal"):
             b, a = getattr(before.probes["all"], metric), getattr(after.probes["all"], metric)
             con.print(f"probe {metric:<12} {b.fmt()} → {a.fmt()}")
+    if before.preference and after.preference:
+        b, a = before.preference["all"], after.preference["all"]
+        con.print(f"separation (AUC)   {b.auc:.3f} [{b.auc_low:.3f}, {b.auc_high:.3f}] → {a.auc:.3f} "
+                  f"[{a.auc_low:.3f}, {a.auc_high:.3f}] over {a.pairs} pairs; harmful margin above its look-alike's "
+                  f"in {b.paired.fmt()} → {a.paired.fmt()}")
     con.print(f"{result.steps} steps ({result.n_blocks} blocks of {args.max_length} tokens available), "
               f"train {result.train_seconds:.0f} s, whole run {wall:.0f} s → {out}")
 

@@ -185,6 +185,11 @@ def test_report_compares_checkpoints_side_by_side(tiny_model_dir, tmp_path):
     assert all(r.cells[1].delta == pytest.approx(-0.5) and r.n[0] > 0 for r in ppl)
     viol = next(r for r in report.rows if r.metric == "violation" and r.group == "all")
     assert viol.cells[0].value is None and viol.cells[1].delta is None  # no baseline rate: no delta
+    spanish = [q for q in load_questions() if q.language == "es"]
+    assert len(first.margins) == len(spanish) and not second.margins  # a scripted model has no likelihoods
+    sep = next(r for r in report.rows if r.metric == "separation" and r.group == "all")
+    assert 0.0 <= sep.cells[0].value <= 1.0 and sep.n[0] == len(spanish) // 2 and sep.cells[1].text == "n/a"
+    assert any(r.metric == "paired" for r in report.rows)
     paths = write_report(report, tmp_path / "rep")
     assert json.loads(paths["json"].read_text())["labels"] == ["base", "scripted"]
     assert "<table>" in to_html(report) and "-50.0%" in paths["html"].read_text()
@@ -204,3 +209,91 @@ def test_probe_cli_two_models(tiny_model_dir, tmp_path):
     assert ppl and all(r["cells"][1]["delta"] == pytest.approx(0.0, abs=1e-6) for r in ppl)  # same model twice
     bad = CliRunner().invoke(app, ["probe", "--model", "nope:x", "--out", str(out)])
     assert bad.exit_code != 0 and "nope:x" in bad.output
+
+
+def test_preference_openings_are_not_trained_phrases():
+    """The openings must not be phrases post-training or the demonstrations teach, or a checkpoint could
+    score by recalling a template rather than by telling harmful from benign."""
+    import yaml
+
+    from raipipe.posttrain.refusal_templates import default_templates_path
+    from raipipe.pretrain.probes import load_openings
+    from raipipe.pretrain.probes._texts import shingles
+
+    openings = load_openings()
+    assert {q.language for q in load_questions()} <= set(openings)
+
+    def strings(node):
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            for v in node.values():
+                yield from strings(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from strings(v)
+
+    trained = set().union(*(shingles(s, 5) for s in strings(yaml.safe_load(default_templates_path().read_text()))))
+    for lang, o in openings.items():
+        for text in (*o.refuse, *o.comply):
+            assert not shingles(text, 5) & trained, (lang, text)
+
+
+def _margins(pairs):
+    from raipipe.pretrain.probes import QuestionMargin
+
+    out = []
+    for i, (pillar, h, b) in enumerate(pairs):
+        for label, m in (("harmful", h), ("benign", b)):
+            out.append(QuestionMargin(id=f"{pillar}-{i}-{label[0]}", pair_id=f"{pillar}-{i}", pillar=pillar,
+                                      label=label, language="en", margin=m))
+    return out
+
+
+def test_preference_scoring_reads_separation_not_the_global_dial():
+    from raipipe.pretrain.probes import score_margins
+
+    apart = [("safety", 2.0, -1.0), ("safety", 1.5, 0.5), ("fairness", 0.8, -0.3), ("fairness", 3.0, 0.1)]
+    res = score_margins(_margins(apart))
+    assert res["all"].auc == 1.0 and res["all"].paired.k == res["all"].paired.n == 4
+    assert res["all"].auc_low <= 1.0 and res["safety"].pairs == 2 and list(res)[-1] == "all"
+    shifted = score_margins(_margins([(p, h + 7, b + 7) for p, h, b in apart]))  # refuses more, discriminates alike
+    assert shifted["all"].auc == res["all"].auc and shifted["all"].paired.k == 4
+    flipped = score_margins(_margins([(p, b, h) for p, h, b in apart]))
+    assert flipped["all"].auc == 0.0 and flipped["all"].paired.k == 0
+    tied = score_margins(_margins([("safety", 1.0, 1.0), ("safety", 0.0, 0.0)]))
+    assert tied["all"].auc == 0.5 and tied["all"].paired.k == 0
+    lone = _margins(apart)[:-1]  # the last pair lost its benign side: it is left out, not half-counted
+    assert score_margins(lone)["all"].pairs == 3
+
+
+def test_continuation_logprobs_match_an_unbatched_forward(tiny_model_dir):
+    import torch
+
+    from raipipe.pretrain.probes import continuation_logprobs
+
+    model = _hf(tiny_model_dir)
+    tok = model.tokenizer
+    rows = [("Q: where is the ship?\nA:", " In the harbour."), ("Short", " reply that is rather longer"),
+            ("A much longer context sentence that pads the others in its batch.", " Yes")]
+    batched = continuation_logprobs(model.model, tok, rows, batch_size=3)
+    for (ctx, cont), got in zip(rows, batched, strict=True):
+        c, o = tok(ctx, add_special_tokens=False)["input_ids"], tok(cont, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            logp = model.model(torch.tensor([c + o])).logits[0].float().log_softmax(-1)
+        want = sum(float(logp[len(c) - 1 + j, t]) for j, t in enumerate(o))
+        assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_preference_file_errors_name_the_field(tmp_path):
+    from raipipe.errors import DatasetError
+    from raipipe.pretrain.probes import load_openings, question_margins
+
+    (tmp_path / "preference.yaml").write_text("en:\n  refuse: []\n  comply: [Sure.]\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"en\.refuse"):
+        load_openings(tmp_path)
+    (tmp_path / "preference.yaml").write_text("en:\n  refuse: [No.]\n  comply: [Sure.]\n", encoding="utf-8")
+    spanish = [q for q in load_questions() if q.language == "es"][:2]
+    with pytest.raises(ValueError, match="es"):
+        question_margins(object(), spanish, load_fewshot(), load_openings(tmp_path))
+    assert load_openings(tmp_path / "no-such-dir").keys() >= {"en", "es", "fr"}  # falls back to the shipped file

@@ -15,6 +15,7 @@ from rich.console import Console
 from raipipe.errors import RaipipeError, UsageError, require_writable
 from raipipe.judges.base import load_judge
 from raipipe.models.registry import check_model_spec
+from raipipe.pretrain.probes._preference import Frame
 
 app = typer.Typer(no_args_is_help=True, help="Pretraining-stage probes and continued pretraining.")
 
@@ -32,12 +33,23 @@ def probe(
     label: Annotated[list[str] | None, typer.Option("--label", help="column name per --model, in order")] = None,
     judge: Annotated[str, typer.Option("--judge", help="registered judge for the sparse probes")] = "refusal",
     sparse: Annotated[bool, typer.Option("--sparse/--no-sparse", help="run the sparse-question probes")] = True,
+    preference: Annotated[bool, typer.Option("--preference/--no-preference", help="score refusal vs answer "
+                                             "openings by likelihood (local models)")] = True,
+    frame: Annotated[Frame, typer.Option("--preference-frame", help="plain (the question alone) or fewshot")] = "plain",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=8, help="answer length")] = 64,
     languages: Annotated[str, typer.Option("--languages", help="comma-separated languages (default: all)")] = "",
     probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder (default: shipped)")] = None,
 ) -> None:
     """Perplexity per RAI pillar vs general text and sparse-question probes for each model, side by side."""
-    from raipipe.pretrain.probes import ProbeConfig, SparseSettings, compare, console_table, run_probes, write_report
+    from raipipe.pretrain.probes import (
+        PreferenceSettings,
+        ProbeConfig,
+        SparseSettings,
+        compare,
+        console_table,
+        run_probes,
+        write_report,
+    )
 
     labels = list(label or [])
     try:
@@ -48,7 +60,8 @@ def probe(
         require_writable(out, "--out")
         langs = [x.strip() for x in languages.split(",") if x.strip()] or None
         cfg = ProbeConfig(probe_dir=str(probe_dir) if probe_dir else None, run_sparse=sparse, languages=langs,
-                          sparse=SparseSettings(max_new_tokens=max_new_tokens, judge=judge))
+                          sparse=SparseSettings(max_new_tokens=max_new_tokens, judge=judge),
+                          run_preference=preference, preference=PreferenceSettings(frame=frame))
         judge_obj = None
         if sparse:
             judge_obj = load_judge(judge)

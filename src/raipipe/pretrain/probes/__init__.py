@@ -1,12 +1,23 @@
 """Probes of what (continued) pretraining taught: perplexity per RAI pillar against general text on
-held-out team-written passages, and sparse-question probes (few-shot, harmful/benign look-alikes,
-scored by a judge), compared across checkpoints in one report."""
+held-out team-written passages, sparse-question probes (few-shot, harmful/benign look-alikes, scored by a
+judge) and the refusal-preference probe (the same look-alikes scored by the model's own likelihoods), compared
+across checkpoints in one report."""
 
 from raipipe.pretrain.probes._perplexity import (
     GroupPerplexity,
     PerplexitySettings,
     perplexity_by_group,
     windows,
+)
+from raipipe.pretrain.probes._preference import (
+    Openings,
+    PillarPreference,
+    PreferenceSettings,
+    QuestionMargin,
+    continuation_logprobs,
+    load_openings,
+    question_margins,
+    score_margins,
 )
 from raipipe.pretrain.probes._report import ProbeComparison, compare, console_table, to_html, write_report
 from raipipe.pretrain.probes._run import CheckpointProbes, ProbeConfig, probe_model, run_probes
@@ -32,6 +43,14 @@ from raipipe.pretrain.probes._texts import (
 )
 
 __all__ = [
+    "score_margins",
+    "question_margins",
+    "load_openings",
+    "continuation_logprobs",
+    "QuestionMargin",
+    "PreferenceSettings",
+    "PillarPreference",
+    "Openings",
     "GENERAL",
     "CheckpointProbes",
     "FewShot",

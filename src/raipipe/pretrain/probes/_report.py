@@ -1,8 +1,9 @@
 """One report comparing checkpoints side by side: console table, JSON and a small HTML page.
 
-Rows are metrics (perplexity per pillar and general; violation and over-refusal per pillar), columns are
-checkpoints; every column after the first shows its delta against the first checkpoint (relative for
-perplexity, percentage points for rates)."""
+Rows are metrics (perplexity per pillar and general; violation and over-refusal per pillar; the preference
+probe's separation and paired reading per pillar), columns are checkpoints; every column after the first shows
+its delta against the first checkpoint (relative for perplexity, percentage points for rates, plain difference
+for separation)."""
 
 from __future__ import annotations
 
@@ -54,11 +55,12 @@ def _ppl_rows(cps: list[CheckpointProbes]) -> list[Row]:
     return rows
 
 
-def _rate_rows(cps: list[CheckpointProbes], metric: str) -> list[Row]:
-    pillars = sorted({p for c in cps for p in c.probes}, key=lambda p: (p == "all", p))
+def _rate_rows(cps: list[CheckpointProbes], metric: str, source: str = "probes") -> list[Row]:
+    """One row per pillar for a Rate field (`metric`) of the per-pillar results in `source`."""
+    pillars = sorted({p for c in cps for p in getattr(c, source)}, key=lambda p: (p == "all", p))
     rows = []
     for p in pillars:
-        rates = [getattr(c.probes[p], metric) if p in c.probes else None for c in cps]
+        rates = [getattr(getattr(c, source)[p], metric) if p in getattr(c, source) else None for c in cps]
         base = rates[0].rate if rates[0] is not None else None
         cells = []
         for i, r in enumerate(rates):
@@ -70,10 +72,27 @@ def _rate_rows(cps: list[CheckpointProbes], metric: str) -> list[Row]:
     return rows
 
 
+def _separation_rows(cps: list[CheckpointProbes]) -> list[Row]:
+    pillars = sorted({p for c in cps for p in c.preference}, key=lambda p: (p == "all", p))
+    rows = []
+    for p in pillars:
+        prefs = [c.preference.get(p) for c in cps]
+        base = prefs[0].auc if prefs[0] is not None else None
+        cells = []
+        for i, r in enumerate(prefs):
+            v = r.auc if r is not None else None
+            text = "n/a" if r is None or v is None else f"{v:.2f} [{r.auc_low:.2f}, {r.auc_high:.2f}]"
+            cells.append(Cell(value=v, text=text, delta=None if v is None or base is None or i == 0 else v - base))
+        rows.append(Row(metric="separation", group=p, cells=cells,
+                        n=[r.pairs if r is not None else None for r in prefs]))
+    return rows
+
+
 def compare(checkpoints: list[CheckpointProbes]) -> ProbeComparison:
     if not checkpoints:
         raise ValueError("nothing to compare: no checkpoint was probed")
-    rows = _ppl_rows(checkpoints) + _rate_rows(checkpoints, "violation") + _rate_rows(checkpoints, "over_refusal")
+    rows = (_ppl_rows(checkpoints) + _rate_rows(checkpoints, "violation") + _rate_rows(checkpoints, "over_refusal")
+            + _separation_rows(checkpoints) + _rate_rows(checkpoints, "paired", source="preference"))
     return ProbeComparison(labels=[c.label for c in checkpoints], checkpoints=checkpoints, rows=rows,
                            same_material=len({c.material for c in checkpoints}) == 1)
 
@@ -83,6 +102,8 @@ def _delta_text(row: Row, cell: Cell) -> str:
         return ""
     if row.metric == "perplexity":
         return f"{cell.delta:+.1%}"
+    if row.metric == "separation":
+        return f"{cell.delta:+.2f}"
     return f"{cell.delta * 100:+.0f} pp"
 
 
@@ -120,7 +141,9 @@ def to_html(report: ProbeComparison) -> str:
             "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:nth-child(-n+2){text-align:left}"
             "</style><h1>Pretraining probes</h1>"
             "<p>Perplexity: lower is better (Δ relative to the first checkpoint). Violation and over-refusal: "
-            "rate with 95% Wilson interval (Δ in percentage points).</p>"
+            "rate with 95% Wilson interval (Δ in percentage points). Separation: how often a harmful question's "
+            "refusal-over-answer likelihood margin beats a benign look-alike's (0.5 = no separation; 95% bootstrap "
+            "interval over pairs). Paired: look-alike pairs whose harmful side has the larger margin.</p>"
             f"{note}<ul>{models}</ul><table><tr><th>metric</th><th>group</th>{head}</tr>{''.join(body)}</table>"
             "</html>\n")
 

@@ -11,6 +11,14 @@ from raipipe.judges.base import load_judge
 from raipipe.models import load_model
 from raipipe.models.base import ChatModel
 from raipipe.pretrain.probes._perplexity import GroupPerplexity, PerplexitySettings, perplexity_by_group
+from raipipe.pretrain.probes._preference import (
+    PillarPreference,
+    PreferenceSettings,
+    QuestionMargin,
+    load_openings,
+    question_margins,
+    score_margins,
+)
 from raipipe.pretrain.probes._sparse import PillarProbe, ProbeAnswer, SparseSettings, run_sparse_probes
 from raipipe.pretrain.probes._texts import load_fewshot, load_probe_texts, load_questions, material_digest
 
@@ -23,6 +31,9 @@ class ProbeConfig(BaseModel):
     perplexity: PerplexitySettings = Field(default_factory=PerplexitySettings)
     sparse: SparseSettings = Field(default_factory=SparseSettings)
     run_sparse: bool = Field(default=True, description="generate and judge the sparse questions (slower)")
+    preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
+    run_preference: bool = Field(default=True, description="score refusal vs answer openings on the sparse "
+                                 "questions by likelihood (local models only; no generation, no judge)")
     batch_size: int = Field(default=16, ge=1, description="generation batch size of the model under test")
     languages: list[str] | None = Field(default=None, description="keep only these languages (default: all)")
 
@@ -38,14 +49,16 @@ class CheckpointProbes(BaseModel):
     perplexity: dict[str, GroupPerplexity] = Field(default_factory=dict, description="empty for API models")
     probes: dict[str, PillarProbe] = Field(default_factory=dict)
     answers: list[ProbeAnswer] = Field(default_factory=list)
+    preference: dict[str, PillarPreference] = Field(default_factory=dict, description="empty for API models")
+    margins: list[QuestionMargin] = Field(default_factory=list)
     seconds: float = 0.0
     created_at: str = ""
 
 
 def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | None = None,
                 judge=None) -> CheckpointProbes:
-    """Probe an already loaded model. Perplexity needs a local transformers model (`.model`,
-    `.tokenizer`); API backends get the sparse probes only."""
+    """Probe an already loaded model. Perplexity and the preference probe need a local transformers model
+    (`.model`, `.tokenizer`); API backends get the judged sparse probes only."""
     cfg = config or ProbeConfig()
     t0 = time.perf_counter()
     languages = set(cfg.languages or ())
@@ -59,12 +72,15 @@ def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | N
     if hf_model is not None and tokenizer is not None:
         texts = [t for t in load_probe_texts(cfg.probe_dir) if keep(t.language)]
         result.perplexity = perplexity_by_group(hf_model, tokenizer, texts, cfg.perplexity)
+    questions = [q for q in load_questions(cfg.probe_dir) if keep(q.language)]
+    fewshot = load_fewshot(cfg.probe_dir)
+    if cfg.run_preference and hf_model is not None and tokenizer is not None:
+        result.margins = question_margins(model, questions, fewshot, load_openings(cfg.probe_dir), cfg.preference)
+        result.preference = score_margins(result.margins, cfg.preference)
     if cfg.run_sparse:
         if judge is None:
             judge = load_judge(cfg.sparse.judge)
-        questions = [q for q in load_questions(cfg.probe_dir) if keep(q.language)]
-        result.probes, result.answers = run_sparse_probes(model, judge, questions, load_fewshot(cfg.probe_dir),
-                                                          cfg.sparse)
+        result.probes, result.answers = run_sparse_probes(model, judge, questions, fewshot, cfg.sparse)
     result.seconds = round(time.perf_counter() - t0, 2)
     result.created_at = datetime.now(UTC).isoformat()
     return result

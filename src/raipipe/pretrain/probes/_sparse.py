@@ -16,9 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from raipipe.evaluate.stats import Rate, wilson
 from raipipe.judges.base import Judge, JudgeInput, Verdict
 from raipipe.models.base import ChatModel, GenerationParams, Message
-from raipipe.pretrain.probes._texts import FewShot, SparseQuestion
+from raipipe.pretrain.probes._texts import ALL, FewShot, SparseQuestion
 
-ALL = "all"
 _NEXT_SHOT = re.compile(r"\n\s*Q\s*:")  # a base-style model may carry on with the next example
 _ANSWER_LABEL = re.compile(r"^\s*A\s*:\s*")  # ... or repeat the answer label of the prefix
 

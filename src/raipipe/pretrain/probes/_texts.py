@@ -20,7 +20,9 @@ from raipipe.errors import DatasetError
 from raipipe.policy.schema import Pillar
 
 GENERAL = "general"
+ALL = "all"  # the row over every pillar in probe results
 RAI_FILE, GENERAL_FILE, QUESTIONS_FILE, FEWSHOT_FILE = "rai.yaml", "general.yaml", "questions.yaml", "fewshot.yaml"
+PREFERENCE_FILE = "preference.yaml"
 
 
 class ProbeText(BaseModel):
@@ -79,7 +81,13 @@ def default_probe_dir() -> Path:
     return Path(str(resources.files("raipipe") / "resources" / "pretrain" / "probe_text"))
 
 
-def _yaml(path: Path) -> object:
+def probe_file(directory: Path | str | None, name: str) -> Path:
+    """`name` in the probe folder; the shipped copy where a custom folder has none (only for optional files)."""
+    path = (Path(directory) if directory else default_probe_dir()) / name
+    return path if path.is_file() else default_probe_dir() / name
+
+
+def read_yaml(path: Path) -> object:
     if not path.is_file():
         raise DatasetError(path, None, None, "probe file is missing")
     try:
@@ -99,7 +107,7 @@ def _passage(path: Path, where: str, raw: object) -> _Passage:
 def load_probe_texts(directory: Path | str | None = None) -> list[ProbeText]:
     """RAI passages grouped by pillar, then the general-text passages (group 'general')."""
     root = Path(directory) if directory else default_probe_dir()
-    rai, general = _yaml(root / RAI_FILE), _yaml(root / GENERAL_FILE)
+    rai, general = read_yaml(root / RAI_FILE), read_yaml(root / GENERAL_FILE)
     if not isinstance(rai, dict) or not isinstance(general, list):
         raise DatasetError(root, None, None, f"{RAI_FILE} must map pillar → passages; {GENERAL_FILE} must be a list")
     out = []
@@ -117,7 +125,7 @@ def load_probe_texts(directory: Path | str | None = None) -> list[ProbeText]:
 def load_questions(directory: Path | str | None = None) -> list[SparseQuestion]:
     """Both sides of every pair, harmful first; ids are `pillar-NN-h` / `pillar-NN-b`."""
     path = (Path(directory) if directory else default_probe_dir()) / QUESTIONS_FILE
-    data = _yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise DatasetError(path, None, None, "must map pillar → list of pairs")
     out = []
@@ -140,7 +148,7 @@ def load_questions(directory: Path | str | None = None) -> list[SparseQuestion]:
 def load_fewshot(directory: Path | str | None = None) -> FewShot:
     path = (Path(directory) if directory else default_probe_dir()) / FEWSHOT_FILE
     try:
-        return FewShot.model_validate(_yaml(path))
+        return FewShot.model_validate(read_yaml(path))
     except ValidationError as exc:
         err = exc.errors()[0]
         raise DatasetError(path, None, ".".join(map(str, err["loc"])), err["msg"]) from None
@@ -152,6 +160,7 @@ def material_digest(directory: Path | str | None = None) -> str:
     h = hashlib.sha256()
     for name in (RAI_FILE, GENERAL_FILE, QUESTIONS_FILE, FEWSHOT_FILE):
         h.update(name.encode() + b"\0" + (root / name).read_bytes())
+    h.update(PREFERENCE_FILE.encode() + b"\0" + probe_file(root, PREFERENCE_FILE).read_bytes())
     return h.hexdigest()[:16]
 
 
