@@ -55,37 +55,32 @@ def _ppl_rows(cps: list[CheckpointProbes]) -> list[Row]:
     return rows
 
 
-def _rate_rows(cps: list[CheckpointProbes], metric: str, source: str = "probes") -> list[Row]:
-    """One row per pillar for a Rate field (`metric`) of the per-pillar results in `source`."""
+def _pillar_rows(cps: list[CheckpointProbes], metric: str, source: str, read) -> list[Row]:
+    """One row per pillar of the per-pillar results in `source`; `read(result)` → (value, text, n)."""
     pillars = sorted({p for c in cps for p in getattr(c, source)}, key=lambda p: (p == "all", p))
     rows = []
     for p in pillars:
-        rates = [getattr(getattr(c, source)[p], metric) if p in getattr(c, source) else None for c in cps]
-        base = rates[0].rate if rates[0] is not None else None
-        cells = []
-        for i, r in enumerate(rates):
-            v = r.rate if r is not None else None
-            text = "n/a" if r is None or v is None else f"{v:.0%} [{r.low:.0%}, {r.high:.0%}]"
-            cells.append(Cell(value=v, text=text, delta=None if v is None or base is None or i == 0 else v - base))
-        rows.append(Row(metric=metric.replace("_", "-"), group=p, cells=cells,
-                        n=[r.n if r is not None else None for r in rates]))
+        found = [read(getattr(c, source)[p]) if p in getattr(c, source) else (None, "n/a", None) for c in cps]
+        base = found[0][0]
+        cells = [Cell(value=v, text=text, delta=None if v is None or base is None or i == 0 else v - base)
+                 for i, (v, text, _) in enumerate(found)]
+        rows.append(Row(metric=metric, group=p, cells=cells, n=[n for *_, n in found]))
     return rows
+
+
+def _rate_rows(cps: list[CheckpointProbes], field: str, source: str = "probes") -> list[Row]:
+    def read(result):
+        r = getattr(result, field)
+        return r.rate, "n/a" if r.rate is None else f"{r.rate:.0%} [{r.low:.0%}, {r.high:.0%}]", r.n
+
+    return _pillar_rows(cps, field.replace("_", "-"), source, read)
 
 
 def _separation_rows(cps: list[CheckpointProbes]) -> list[Row]:
-    pillars = sorted({p for c in cps for p in c.preference}, key=lambda p: (p == "all", p))
-    rows = []
-    for p in pillars:
-        prefs = [c.preference.get(p) for c in cps]
-        base = prefs[0].auc if prefs[0] is not None else None
-        cells = []
-        for i, r in enumerate(prefs):
-            v = r.auc if r is not None else None
-            text = "n/a" if r is None or v is None else f"{v:.2f} [{r.auc_low:.2f}, {r.auc_high:.2f}]"
-            cells.append(Cell(value=v, text=text, delta=None if v is None or base is None or i == 0 else v - base))
-        rows.append(Row(metric="separation", group=p, cells=cells,
-                        n=[r.pairs if r is not None else None for r in prefs]))
-    return rows
+    def read(r):
+        return r.auc, "n/a" if r.auc is None else f"{r.auc:.2f} [{r.auc_low:.2f}, {r.auc_high:.2f}]", r.pairs
+
+    return _pillar_rows(cps, "separation", "preference", read)
 
 
 def compare(checkpoints: list[CheckpointProbes]) -> ProbeComparison:
