@@ -72,15 +72,22 @@ def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | N
     if hf_model is not None and tokenizer is not None:
         texts = [t for t in load_probe_texts(cfg.probe_dir) if keep(t.language)]
         result.perplexity = perplexity_by_group(hf_model, tokenizer, texts, cfg.perplexity)
+    preference = cfg.run_preference and hf_model is not None and tokenizer is not None
+    if not (preference or cfg.run_sparse):
+        return _finish(result, t0)
     questions = [q for q in load_questions(cfg.probe_dir) if keep(q.language)]
     fewshot = load_fewshot(cfg.probe_dir)
-    if cfg.run_preference and hf_model is not None and tokenizer is not None:
+    if preference:
         result.margins = question_margins(model, questions, fewshot, load_openings(cfg.probe_dir), cfg.preference)
         result.preference = score_margins(result.margins, cfg.preference)
     if cfg.run_sparse:
         if judge is None:
             judge = load_judge(cfg.sparse.judge)
         result.probes, result.answers = run_sparse_probes(model, judge, questions, fewshot, cfg.sparse)
+    return _finish(result, t0)
+
+
+def _finish(result: CheckpointProbes, t0: float) -> CheckpointProbes:
     result.seconds = round(time.perf_counter() - t0, 2)
     result.created_at = datetime.now(UTC).isoformat()
     return result
