@@ -15,7 +15,6 @@ from rich.console import Console
 from raipipe.errors import RaipipeError, UsageError, require_writable
 from raipipe.judges.base import load_judge
 from raipipe.models.registry import check_model_spec
-from raipipe.pretrain.probes._preference import Frame
 
 app = typer.Typer(no_args_is_help=True, help="Pretraining-stage probes and continued pretraining.")
 
@@ -35,7 +34,7 @@ def probe(
     sparse: Annotated[bool, typer.Option("--sparse/--no-sparse", help="run the sparse-question probes")] = True,
     preference: Annotated[bool, typer.Option("--preference/--no-preference", help="score refusal vs answer "
                                              "openings by likelihood (local models)")] = True,
-    frame: Annotated[Frame, typer.Option("--preference-frame", help="plain (the question alone) or fewshot")] = "plain",
+    frame: Annotated[str, typer.Option("--preference-frame", help="plain (the question alone) or fewshot")] = "plain",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=8, help="answer length")] = 64,
     languages: Annotated[str, typer.Option("--languages", help="comma-separated languages (default: all)")] = "",
     probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder (default: shipped)")] = None,
@@ -61,7 +60,8 @@ def probe(
         langs = [x.strip() for x in languages.split(",") if x.strip()] or None
         cfg = ProbeConfig(probe_dir=str(probe_dir) if probe_dir else None, run_sparse=sparse, languages=langs,
                           sparse=SparseSettings(max_new_tokens=max_new_tokens, judge=judge),
-                          run_preference=preference, preference=PreferenceSettings(frame=frame))
+                          run_preference=preference,
+                          preference=PreferenceSettings.model_validate({"frame": frame}))
         judge_obj = None
         if sparse:
             judge_obj = load_judge(judge)

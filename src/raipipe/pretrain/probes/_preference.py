@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from raipipe.errors import DatasetError
 from raipipe.evaluate.stats import Rate, wilson
 from raipipe.models.base import Message
-from raipipe.pretrain.probes._texts import ALL, FewShot, SparseQuestion, probe_file, read_yaml
+from raipipe.pretrain.probes._texts import ALL, PREFERENCE_FILE, FewShot, SparseQuestion, probe_file, read_yaml
 
 Frame = Literal["plain", "fewshot"]
 
@@ -75,7 +75,7 @@ class PillarPreference(BaseModel):
 
 def load_openings(directory: Path | str | None = None) -> dict[str, Openings]:
     """language → openings, from the probe folder's preference.yaml (the shipped one where it has none)."""
-    path = probe_file(directory, "preference.yaml")
+    path = probe_file(directory, PREFERENCE_FILE)
     data = read_yaml(path)
     if not isinstance(data, dict) or not data:
         raise DatasetError(path, None, None, "must map language → {refuse: [...], comply: [...]}")
