@@ -37,12 +37,12 @@ def xenc_judge():
 
 
 @pytest.fixture(scope="session")
-def stack_judge(xenc_judge):
-    """The stacked refusal judge (cross-encoder + lexical signals, head on the embedded model's labelled
-    answers): post-training grades with it."""
+def stack_judge():
+    """The stacked refusal judge (its own pinned cross-encoder + lexical signals, head on the embedded model's
+    labelled answers): post-training grades with it."""
     from raipipe.judges.stack import StackedRefusalJudge
 
-    return StackedRefusalJudge(xenc_judge=xenc_judge)
+    return StackedRefusalJudge()
 
 
 @pytest.fixture(scope="session")

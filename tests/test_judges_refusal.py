@@ -13,6 +13,7 @@ from raipipe.judges.data import judge_data_path, read_labelled
 from raipipe.judges.degenerate import degenerate_reason
 from raipipe.judges.refusal import TRAIN_FILES as FEATURE_TRAIN_FILES
 from raipipe.judges.refusal_xenc import HELDOUT_FILES, TRAIN_FILES, shipped_weights_dir
+from raipipe.judges.stack import StackedRefusalJudge
 
 
 def test_the_two_refusal_judges_never_share_training_data():
@@ -34,6 +35,9 @@ def test_shipped_weights_match_the_shipped_data(xenc_judge):
     assert manifest["digest"] == xenc_judge.digest, "retrain: raipipe judge train --judge refusal-xenc " \
         "--out src/raipipe/resources/judge_models/refusal-xenc"
     assert manifest["train_files"] == TRAIN_FILES
+    stack = StackedRefusalJudge().xenc  # the weights the stack's head was fitted on ship beside them
+    pinned = json.loads((shipped_weights_dir("refusal-xenc-stack") / "manifest.json").read_text())
+    assert pinned["digest"] == stack.digest and pinned["train_files"] == [p.name for p in stack.train_paths]
 
 
 def test_default_judge_on_the_independent_heldout_sets(default_judge, xenc_judge, feature_judge):
@@ -117,3 +121,28 @@ def test_calibrate_cli_on_a_users_labelled_file(tmp_path, default_judge):
                                                        "label": "maybe"}) + "\n")
     bad = CliRunner().invoke(app, ["judge", "calibrate", "--labels", str(labels)])
     assert bad.exit_code != 0 and "mine.jsonl:4" in str(bad.exception or bad.output)
+
+
+def test_a_long_response_keeps_its_end_when_a_tail_is_set(xenc_judge):
+    """'…here is the safe part. I won't write the rest.' must reach the classifier whole at its end: the
+    withholding that makes it partial sits in its last sentence."""
+    from raipipe.judges import cross_encoder as xenc
+    from raipipe.judges.data import files_digest
+
+    model = xenc_judge.model
+    long = " ".join(f"point{i}" for i in range(300)) + " but I will not write the part about real accounts."
+    tokens = model.tokenizer.tokenize(long)
+    assert len(tokens) > model.config.max_length and model.config.response_tail_tokens > 0
+    batch = model.encode_batch(["Write the whole script.", "Hi"], [long, "Hello there."])
+    text = model.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+    assert batch["input_ids"].shape[1] == model.config.max_length
+    assert text.startswith("write the whole script. point0 point1")
+    assert text.endswith("but i will not write the part about real accounts.") and "…" in text
+    assert model.tokenizer.decode(batch["input_ids"][1], skip_special_tokens=True) == "hi hello there."
+    start_only = xenc.fit_response(model.tokenizer, long, 5, xenc.CrossEncoderConfig(response_tail_tokens=0))
+    assert start_only == long  # left whole: the tokenizer's truncation then keeps only its start
+    # a tail of 0 leaves the weights' name as it was; any other value names new weights
+    settings = xenc.CrossEncoderConfig(response_tail_tokens=0).model_dump_json(exclude={"response_tail_tokens"})
+    before = files_digest(xenc_judge.train_paths, b"refusal-cross-encoder-v1" + settings.encode())
+    assert xenc.data_digest(xenc_judge.train_paths, xenc.CrossEncoderConfig(response_tail_tokens=0)) == before
+    assert xenc.data_digest(xenc_judge.train_paths, xenc.CrossEncoderConfig(response_tail_tokens=24)) != before

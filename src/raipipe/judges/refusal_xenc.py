@@ -29,8 +29,13 @@ TRAIN_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_
 HELDOUT_FILES = REFUSAL_HELDOUT_FILES
 
 
-def shipped_weights_dir() -> Path:
-    return Path(str(resources.files("raipipe") / "resources" / "judge_models" / "refusal-xenc"))
+def shipped_weights_dir(name: str = "refusal-xenc") -> Path:
+    """Where weights ship: `refusal-xenc` (the default settings and data), `refusal-xenc-stack` (the ones
+    `refusal-stack` was fitted on)."""
+    return Path(str(resources.files("raipipe") / "resources" / "judge_models" / name))
+
+
+SHIPPED_WEIGHTS = ("refusal-xenc", "refusal-xenc-stack")
 
 
 def train_and_save(train_paths: Sequence[Path], config: xenc.CrossEncoderConfig, out_dir: Path,
@@ -76,7 +81,8 @@ class CrossEncoderRefusalJudge(Judge):
     def _candidate_dirs(self) -> list[Path]:
         if self.weights_dir:
             return [self.weights_dir]
-        return [shipped_weights_dir(), cache_root() / "judges" / f"refusal-xenc-{self.digest}"]
+        cached = cache_root() / "judges" / f"refusal-xenc-{self.digest}"
+        return [*(shipped_weights_dir(n) for n in SHIPPED_WEIGHTS), cached]
 
     @property
     def model(self) -> xenc.CrossEncoderClassifier:

@@ -47,6 +47,12 @@ from raipipe.judges.signals import SIGNAL_NAMES, first_sentence_refuses, lexical
 from raipipe.models.embedded import cache_root
 
 HEAD_FILES = ["refusal_train_model.jsonl", "refusal_train_posttrained.jsonl"]
+# The cross-encoder whose probabilities the head was fitted on (weights shipped as `refusal-xenc-stack`): sets e–h,
+# each answer read from its start. The stack grades a small model's short answers, where keeping a long answer's
+# end never applies; pinning its input keeps the head's calibration when the default cross-encoder changes.
+XENC_TRAIN_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_g.jsonl",
+                    "refusal_train_h.jsonl"]
+XENC_CONFIG = xenc.CrossEncoderConfig(response_tail_tokens=0)
 # The refusal head decides comply vs refuse-or-partial; the cross-encoder then splits refuse from partial.
 # `unscoreable` comes from rules (the degenerate detector, an answer that mostly repeats the prompt) and from
 # the word-salad head. That head never sees an answer whose first sentences state a refusal: fitted on a base
@@ -63,8 +69,7 @@ HEAD_SETTINGS = {"max_depth": 3, "learning_rate": 0.05, "max_iter": 300, "l2_reg
 # The salad head also learns what readable answers look like from team-written answers in six languages and
 # many styles (the cross-encoder's sets, none the ranking judge's): fitted on a small model's answers alone it
 # called fluent one-line refusals and pointers in Spanish, French or German ("Consulta con tu médico.") salad.
-SALAD_READABLE_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_g.jsonl",
-                        "refusal_train_h.jsonl"]
+SALAD_READABLE_FILES = XENC_TRAIN_FILES
 # Its features are the lexical and fluency signals, not the cross-encoder's probabilities (fitted on those
 # readable answers, they would be overconfident exactly there). More unknown or rare words never make an answer
 # more readable; more refusal openers never make it less readable.
@@ -119,7 +124,8 @@ class StackedRefusalJudge(Judge):
     def __init__(self, head_files: Sequence[str | Path] | None = None,
                  xenc_judge: CrossEncoderRefusalJudge | None = None, heldout: Sequence[str | Path] | None = None):
         self.head_paths = [Path(p) for p in head_files] if head_files else [judge_data_path(f) for f in HEAD_FILES]
-        self.xenc = xenc_judge or CrossEncoderRefusalJudge()
+        self.xenc = xenc_judge or CrossEncoderRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES],
+                                                           config=XENC_CONFIG)
         self._heldout = [Path(p) for p in heldout] if heldout is not None else None
         self.digest = files_digest([*self.head_paths, *(judge_data_path(f) for f in SALAD_READABLE_FILES)],
                                    f"refusal-stack-v4:{self.xenc.digest}:{HEAD_SETTINGS}:{SALAD_SETTINGS}:{SALAD_THRESHOLD}".encode())
