@@ -16,17 +16,22 @@ from raipipe.judges.refusal_xenc import HELDOUT_FILES, TRAIN_FILES, shipped_weig
 from raipipe.judges.stack import StackedRefusalJudge
 
 
-def test_the_two_refusal_judges_never_share_training_data():
-    """Post-training ranks with one and grades with the other: independence starts with the data."""
-    assert not set(TRAIN_FILES) & set(FEATURE_TRAIN_FILES)
-    assert not set(HELDOUT_FILES) & (set(TRAIN_FILES) | set(FEATURE_TRAIN_FILES))
+def test_the_ranker_and_the_grader_never_share_training_data():
+    """Post-training ranks with `refusal-features` and grades with `refusal-stack` (its own cross-encoder and
+    head): independence starts with the data. No held-out answer is in any judge's training data."""
+    from raipipe.judges.stack import HEAD_FILES, XENC_TRAIN_FILES
+
+    grader = set(XENC_TRAIN_FILES) | set(HEAD_FILES)
+    assert not grader & set(FEATURE_TRAIN_FILES)
+    assert not set(HELDOUT_FILES) & (set(TRAIN_FILES) | set(FEATURE_TRAIN_FILES) | grader)
 
     def answers(files):  # one-word answers ("No.", "Sí.") may recur anywhere; longer ones may not
         return {r["response"] for r in read_labelled([judge_data_path(f) for f in files])
-                if len(r["response"].split()) >= 4}
+                if r["response"] and len(r["response"].split()) >= 4}
 
-    first, second, held = answers(TRAIN_FILES), answers(FEATURE_TRAIN_FILES), answers(HELDOUT_FILES)
-    assert not first & second and not held & (first | second)
+    ranked, graded = answers(FEATURE_TRAIN_FILES), answers(XENC_TRAIN_FILES)
+    held = answers(HELDOUT_FILES)
+    assert not ranked & graded and not held & answers(set(TRAIN_FILES) | set(FEATURE_TRAIN_FILES))
 
 
 def test_shipped_weights_match_the_shipped_data(xenc_judge):

@@ -17,8 +17,11 @@ from raipipe.judges.base import Verdict
 T = TypeVar("T")
 
 # Held-out refusal labels, each set by an author who wrote none of either learned judge's training data:
-# every refusal judge is calibrated on all of them.
-REFUSAL_HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout_c.jsonl", "refusal_heldout.jsonl"]
+# every refusal judge is calibrated on all of them. Sets d and e came last and are the hardest: d reads like real
+# deployed assistants of several vendors, e puts what decides the label late in long answers (a withheld part said
+# in the last sentence, a lecture that ends in a refusal, warnings before a real answer).
+REFUSAL_HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout_c.jsonl", "refusal_heldout.jsonl",
+                         "refusal_heldout_d.jsonl", "refusal_heldout_e.jsonl"]
 # The embedded model's own answers to seed:test prompts, before and after the default post-training, each set
 # labelled by the team by the labelling guide (another person each): the distribution post-training grades
 # (short, often garbled in es/fr; after training, many template refusals). Reported apart by

@@ -1,9 +1,9 @@
 """The default refusal judge: the two learned refusal judges together.
 
-`refusal-xenc` (a fine-tuned cross-encoder, answer sets e–h) and `refusal-features` (frozen
-embeddings and n-grams, sets a–d) were built apart and err on different answers; the mean of their
-class probabilities agrees with held-out human labels more often than either alone (see
-`benchmarks/bench_judges.py`). For evaluation this is the judge to use. Post-training does not grade
+`refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together, answer sets a–h) and
+`refusal-features` (frozen embeddings and n-grams, sets a–d) are different models and err on different
+answers; the mean of their class probabilities agrees with held-out human labels more often than either
+alone (see `benchmarks/bench_judges.py`). For evaluation this is the judge to use. Post-training does not grade
 with it: it contains the judge that ranked the training answers."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The feature refusal judge: frozen MiniLM sentence embeddings and n-gram features with a
 logistic-regression head, trained on team-written answer sets a–d.
 
-Post-training ranks its training answers with this judge; the default `refusal` judge (a fine-tuned
-cross-encoder on other data) grades the result, so the grade does not come from the training signal.
+Post-training ranks its training answers with this judge and grades the result with `refusal-stack`,
+whose cross-encoder and head learned from other data, so the grade does not come from the training signal.
 The head is trained once from the shipped data and cached (keyed by the data's hash), so every process
 agrees on the same judge."""
 

@@ -1,9 +1,10 @@
 """The cross-encoder refusal judge: a fine-tuned MiniLM cross-encoder (see `cross_encoder`).
 
-It is built differently from the feature judge that ranks post-training answers (`refusal-features`):
-another model (a fine-tuned cross-encoder, not frozen embeddings with n-grams) and other training
-data (team-written answer sets e–h, not a–d). So post-training grades with it: the grade does not
-come from the judge that produced the training signal.
+It learns from every team-written answer set (e–h, then a–d). Read with the feature judge in the default
+`refusal` ensemble, the cross-encoder trained on all of them agreed with people more often on every held-out set
+but one (where it tied) than one trained on e–h alone. Post-training does not grade with this judge:
+`refusal-stack` reads its own cross-encoder, trained on e–h only (shipped as `refusal-xenc-stack`), so its grade
+shares no training answer with `refusal-features`, which ranks the training answers.
 
 The trained weights ship with the package (`resources/judge_models/refusal-xenc/`) with the digest
 of the data and settings they were trained from. If the shipped data or settings change, the judge
@@ -25,7 +26,8 @@ from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path, read_lab
 from raipipe.models.embedded import cache_root, encoder_dir
 
 TRAIN_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_g.jsonl",
-               "refusal_train_h.jsonl"]
+               "refusal_train_h.jsonl", "refusal_train_a.jsonl", "refusal_train_b.jsonl", "refusal_train_c.jsonl",
+               "refusal_train_d.jsonl"]
 HELDOUT_FILES = REFUSAL_HELDOUT_FILES
 
 
