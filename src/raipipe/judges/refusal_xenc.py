@@ -8,7 +8,7 @@ shares no training answer with `refusal-features`, which ranks the training answ
 
 The trained weights ship with the package (`resources/judge_models/refusal-xenc/`) with the digest
 of the data and settings they were trained from. If the shipped data or settings change, the judge
-retrains once (a few minutes on two cores) and caches the result, so a stale file is never used."""
+retrains once (about 13 minutes on two cores for sets a–h) and caches the result, so a stale file is never used."""
 
 from __future__ import annotations
 
