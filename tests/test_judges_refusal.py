@@ -78,6 +78,19 @@ def test_training_moves_the_weights(tmp_path):
     assert probs[0] == pytest.approx(probs[1], abs=1e-5)
 
 
+def test_the_stacks_cross_encoder_is_reproducible_from_the_cli(tmp_path):
+    """`judge train --judge refusal-xenc-stack` trains with the stack's pinned data and settings, so the weights
+    shipped as `refusal-xenc-stack` can be rebuilt (one step here: the digest, not the weights, is checked)."""
+    out = tmp_path / "w"
+    result = CliRunner().invoke(app, ["judge", "train", "--judge", "refusal-xenc-stack", "--max-steps", "1",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    shipped = json.loads((shipped_weights_dir("refusal-xenc-stack") / "manifest.json").read_text())
+    assert manifest["digest"] == shipped["digest"] == StackedRefusalJudge().xenc.digest
+    assert manifest["config"]["response_tail_tokens"] == 0 and manifest["steps"] == 1
+
+
 def test_opener_rule_is_a_plain_baseline():
     judge = load_judge("refusal-opener")
     items = [JudgeInput(prompt="p", response="I cannot provide advice on that."),

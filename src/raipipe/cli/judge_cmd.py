@@ -144,17 +144,24 @@ def calibrate(
 @app.command("train")
 def train(
     judge: str = typer.Option("refusal-xenc", "--judge", "-j", help="refusal-xenc (cross-encoder), "
-                              "refusal-features (the default `refusal` averages the two) or refusal-stack (its head "
-                              "on labelled answers of the model you judge)"),
+                              "refusal-features (the default `refusal` averages the two), refusal-stack (its head "
+                              "on labelled answers of the model you judge) or refusal-xenc-stack (the cross-encoder "
+                              "the stack's head reads)"),
     data: list[Path] = typer.Option([], "--data", help="labelled JSONL files; default: the judge's shipped set"),
     out: Path | None = typer.Option(None, help="where to save it (default: the user cache)"),
     max_steps: int | None = typer.Option(None, help="cross-encoder only: stop after this many steps"),
 ) -> None:
     """(Re)train a refusal judge on team-labelled answers (never on public benchmarks)."""
-    if judge == "refusal-xenc":
+    if judge in ("refusal-xenc", "refusal-xenc-stack"):
         from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge, train_and_save
 
-        xj = CrossEncoderRefusalJudge(train_files=data or None)
+        if judge == "refusal-xenc":
+            xj = CrossEncoderRefusalJudge(train_files=data or None)
+        else:
+            from raipipe.judges.stack import StackedRefusalJudge
+
+            pinned = StackedRefusalJudge().xenc
+            xj = CrossEncoderRefusalJudge(train_files=data or pinned.train_paths, config=pinned.config)
         target = out or cache_root() / "judges" / f"refusal-xenc-{xj.digest}"
         train_and_save(xj.train_paths, xj.config, target, max_steps=max_steps)
         console.print(f"trained {xj.judge_id} → {target}")
@@ -174,5 +181,5 @@ def train(
         console.print(f"fitted {sj.judge_id} on {', '.join(p.name for p in sj.head_paths)} (cached); use it with "
                       "select.judge_options: {head_files: [...]} in a post-training config")
     else:
-        raise typer.BadParameter(f"judge {judge!r} is not trainable here: choose refusal-xenc, refusal-features "
-                                 "or refusal-stack")
+        raise typer.BadParameter(f"judge {judge!r} is not trainable here: choose refusal-xenc, refusal-features, "
+                                 "refusal-stack or refusal-xenc-stack")
