@@ -13,7 +13,7 @@ from raipipe.judges.data import judge_data_path, read_labelled
 from raipipe.judges.degenerate import degenerate_reason
 from raipipe.judges.refusal import TRAIN_FILES as FEATURE_TRAIN_FILES
 from raipipe.judges.refusal_xenc import HELDOUT_FILES, TRAIN_FILES, shipped_weights_dir
-from raipipe.judges.stack import StackedRefusalJudge
+from raipipe.judges.stack import pinned_cross_encoder
 
 
 def test_the_ranker_and_the_grader_never_share_training_data():
@@ -40,7 +40,7 @@ def test_shipped_weights_match_the_shipped_data(xenc_judge):
     assert manifest["digest"] == xenc_judge.digest, "retrain: raipipe judge train --judge refusal-xenc " \
         "--out src/raipipe/resources/judge_models/refusal-xenc"
     assert manifest["train_files"] == TRAIN_FILES
-    stack = StackedRefusalJudge().xenc  # the weights the stack's head was fitted on ship beside them
+    stack = pinned_cross_encoder()  # the weights the stack's head was fitted on ship beside them
     pinned = json.loads((shipped_weights_dir("refusal-xenc-stack") / "manifest.json").read_text())
     assert pinned["digest"] == stack.digest and pinned["train_files"] == [p.name for p in stack.train_paths]
 
@@ -87,7 +87,7 @@ def test_the_stacks_cross_encoder_is_reproducible_from_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     shipped = json.loads((shipped_weights_dir("refusal-xenc-stack") / "manifest.json").read_text())
-    assert manifest["digest"] == shipped["digest"] == StackedRefusalJudge().xenc.digest
+    assert manifest["digest"] == shipped["digest"] == pinned_cross_encoder().digest
     assert manifest["config"]["response_tail_tokens"] == 0 and manifest["steps"] == 1
 
 

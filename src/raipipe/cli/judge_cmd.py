@@ -158,9 +158,9 @@ def train(
         if judge == "refusal-xenc":
             xj = CrossEncoderRefusalJudge(train_files=data or None)
         else:
-            from raipipe.judges.stack import StackedRefusalJudge
+            from raipipe.judges.stack import pinned_cross_encoder
 
-            pinned = StackedRefusalJudge().xenc
+            pinned = pinned_cross_encoder()
             xj = CrossEncoderRefusalJudge(train_files=data or pinned.train_paths, config=pinned.config)
         target = out or cache_root() / "judges" / f"refusal-xenc-{xj.digest}"
         train_and_save(xj.train_paths, xj.config, target, max_steps=max_steps)

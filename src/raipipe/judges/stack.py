@@ -114,6 +114,11 @@ def spread_refusal(refusal: np.ndarray, cross_probs: np.ndarray) -> np.ndarray:
     return np.stack([1 - refusal, refusal * refuse_share, refusal * (1 - refuse_share), np.zeros_like(refusal)], 1)
 
 
+def pinned_cross_encoder() -> CrossEncoderRefusalJudge:
+    """The cross-encoder the stack's head reads: sets e–h, each answer read from its start."""
+    return CrossEncoderRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES], config=XENC_CONFIG)
+
+
 @register_judge
 class StackedRefusalJudge(Judge):
     """Cross-encoder + lexical signals → a head fitted on the judged model's labelled answers;
@@ -124,8 +129,7 @@ class StackedRefusalJudge(Judge):
     def __init__(self, head_files: Sequence[str | Path] | None = None,
                  xenc_judge: CrossEncoderRefusalJudge | None = None, heldout: Sequence[str | Path] | None = None):
         self.head_paths = [Path(p) for p in head_files] if head_files else [judge_data_path(f) for f in HEAD_FILES]
-        self.xenc = xenc_judge or CrossEncoderRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES],
-                                                           config=XENC_CONFIG)
+        self.xenc = xenc_judge or pinned_cross_encoder()
         self._heldout = [Path(p) for p in heldout] if heldout is not None else None
         self.digest = files_digest([*self.head_paths, *(judge_data_path(f) for f in SALAD_READABLE_FILES)],
                                    f"refusal-stack-v4:{self.xenc.digest}:{HEAD_SETTINGS}:{SALAD_SETTINGS}:{SALAD_THRESHOLD}".encode())
