@@ -1,6 +1,6 @@
 """The default refusal judge: the two learned refusal judges together.
 
-`refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together, answer sets a–h) and
+`refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together, answer sets a–h and j–m) and
 `refusal-features` (frozen embeddings and n-grams, sets a–d) are different models and err on different
 answers; the mean of their class probabilities agrees with held-out human labels more often than either
 alone (see `benchmarks/bench_judges.py`). For evaluation this is the judge to use. Post-training does not grade
