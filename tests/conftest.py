@@ -46,11 +46,11 @@ def stack_judge():
 
 
 @pytest.fixture(scope="session")
-def default_judge(xenc_judge, feature_judge):
-    """The default refusal judge: the two learned judges averaged."""
+def default_judge(xenc_judge):
+    """The default refusal judge: the cross-encoder and its own feature head averaged."""
     from raipipe.judges.ensemble import RefusalEnsembleJudge
 
-    return RefusalEnsembleJudge(xenc=xenc_judge, features=feature_judge)
+    return RefusalEnsembleJudge(xenc=xenc_judge)
 
 
 @pytest.fixture(scope="session")

@@ -50,11 +50,12 @@ def test_default_judge_on_the_independent_heldout_sets(default_judge, xenc_judge
     (the two judges averaged) agrees with people more often than either judge alone."""
     from raipipe.judges.calibration_cache import cached_calibration
 
-    cals = {j.name: cached_calibration(j) for j in (default_judge, xenc_judge, feature_judge)}
+    members = {"xenc": xenc_judge, "features": default_judge.features, "ranker": feature_judge}
+    cals = {name: cached_calibration(j) for name, j in {"refusal": default_judge, **members}.items()}
     assert all(c.n >= 1600 for c in cals.values())
     ensemble = cals["refusal"].binary_agreement.rate
     assert ensemble >= 0.87, cals["refusal"].model_dump()
-    assert ensemble > max(cals["refusal-xenc"].binary_agreement.rate, cals["refusal-features"].binary_agreement.rate)
+    assert ensemble > max(cals[name].binary_agreement.rate for name in members)
     assert cals["refusal"].kappa > 0.7
 
 

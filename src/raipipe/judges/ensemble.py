@@ -1,9 +1,12 @@
 """The default refusal judge: the two learned refusal judges together.
 
-`refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together, answer sets a–h and j–m) and
-`refusal-features` (frozen embeddings and n-grams, sets a–d) are different models and err on different
-answers; the mean of their class probabilities agrees with held-out human labels more often than either
-alone (see `benchmarks/bench_judges.py`). For evaluation this is the judge to use. Post-training does not grade
+`refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together) and a feature judge (frozen
+embeddings and n-grams, the `refusal-features` model) are different models and err on different answers; the mean
+of their class probabilities agrees with held-out human labels more often than either alone (see
+`benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–m). The ranker
+`refusal-features` keeps its own head on sets a–d, so that the post-training grader shares no training answer with
+it; fitted on all sets, the ensemble's feature head agreed with people more often on each of the five held-out
+sets by other authors. For evaluation this is the judge to use. Post-training does not grade
 with it: it contains the judge that ranked the training answers."""
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from raipipe.judges.cross_encoder import CLASSES, predict_proba
 from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path
 from raipipe.judges.refusal import CLASSES as FEATURE_CLASSES
 from raipipe.judges.refusal import FeatureRefusalJudge
+from raipipe.judges.refusal_xenc import TRAIN_FILES as XENC_TRAIN_FILES
 from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
+
+
+def ensemble_features() -> FeatureRefusalJudge:
+    """The ensemble's feature judge: the `refusal-features` model fitted on the cross-encoder's sets (a–h, j–m);
+    fitted once (about a minute) and cached by data digest."""
+    return FeatureRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES])
 
 
 @register_judge
@@ -29,7 +39,7 @@ class RefusalEnsembleJudge(Judge):
 
     def __init__(self, xenc: CrossEncoderRefusalJudge | None = None, features: FeatureRefusalJudge | None = None):
         self.xenc = xenc or CrossEncoderRefusalJudge()
-        self.features = features or FeatureRefusalJudge()
+        self.features = features or ensemble_features()
         if list(CLASSES) != list(FEATURE_CLASSES):
             raise ValueError("the two refusal judges must order their classes alike")
 
