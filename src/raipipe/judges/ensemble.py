@@ -5,9 +5,9 @@ embeddings and n-grams, the `refusal-features` model) are different models and e
 of their class probabilities agrees with held-out human labels more often than either alone (see
 `benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–m). The ranker
 `refusal-features` keeps its own head on sets a–d, so that the post-training grader shares no training answer with
-it; fitted on all sets, the ensemble's feature head agreed with people more often on each of the five held-out
-sets by other authors. For evaluation this is the judge to use. Post-training does not grade
-with it: it contains the judge that ranked the training answers."""
+it; fitted on all sets, the ensemble's feature head agreed with people more often on four of the five held-out
+sets by other authors and as often on the fifth. For evaluation this is the judge to use. Post-training does not grade
+with it: it shares training answers (sets a–d) with the judge that ranks the training answers."""
 
 from __future__ import annotations
 
