@@ -47,7 +47,8 @@ def test_shipped_weights_match_the_shipped_data(xenc_judge):
 
 def test_default_judge_on_the_independent_heldout_sets(default_judge, xenc_judge, feature_judge):
     """Guards the numbers the judges benchmark prints on held-out sets by other authors: the default
-    (the two judges averaged) agrees with people more often than either judge alone."""
+    (the cross-encoder and its feature head averaged) agrees with people more often than either member alone,
+    and than the ranker `refusal-features`."""
     from raipipe.judges.calibration_cache import cached_calibration
 
     members = {"xenc": xenc_judge, "features": default_judge.features, "ranker": feature_judge}
