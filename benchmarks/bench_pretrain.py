@@ -2,13 +2,15 @@
 
 The mix: learning exercises generated from the shipped policy pack, demonstrations (harmful requests
 from the generator's train split with the policy-written refusal, their benign look-alikes with the
-base model's own judged-compliant reply), plus general text the base model writes itself from everyday
-prompts (self-replay, so the general distribution is not pulled away). The
-held-out probe passages are never part of it. Targets from the issue: RAI-domain perplexity down
->= 20 %, general-text perplexity up <= 5 %; probe violations and over-refusal are printed alongside, with
-the refusal-preference probe's separation (does the model tell a harmful request from its look-alike, read
-from its likelihoods; 0.5 = no).
-Not a test: nothing is asserted.
+base model's own judged-compliant reply; repeated 5 times), plus general text the base model writes itself
+from everyday prompts (self-replay, so the general distribution is not pulled away). A behaviour anchor (KL
+to the parent on the same requests, framed up to where the reply starts) keeps what the exercises teach
+about the domain from moving how the model meets a request. The held-out probe passages are never part of
+it. Targets from the issue: RAI-domain perplexity down >= 20 %, general-text perplexity up <= 5 %; probe
+violations down with over-refusal up <= 5 points, printed with the refusal-preference probe's separation
+(does the model tell a harmful request from its look-alike, read from its likelihoods; 0.5 = no).
+Not a test: nothing is asserted. Choose settings with `--probe-dir` on a development copy of the probe
+folder (benchmarks/data/pretrain_dev_questions.yaml), never on the shipped questions.
 
     .venv/bin/python benchmarks/bench_pretrain.py --steps 60 --out out/bench-pretrain
 """
@@ -73,9 +75,15 @@ def main() -> None:
     ap.add_argument("--judge", default="refusal")
     ap.add_argument("--demonstrations", type=int, default=None,
                     help="requests made into demonstrations (default: DemonstrationConfig's; 0: none)")
-    ap.add_argument("--demo-weight", type=float, default=1.0, help="times the demonstrations are repeated in the mix")
+    ap.add_argument("--demo-weight", type=float, default=5.0, help="times the demonstrations are repeated in the mix")
+    ap.add_argument("--anchor-weight", type=float, default=1.0,
+                    help="KL weight of a behaviour anchor on the demonstration requests' frames (0: none)")
+    ap.add_argument("--anchor-labels", nargs="+", default=["harmful", "benign"], choices=["harmful", "benign"],
+                    help="which requests the anchor keeps where the parent had them")
     ap.add_argument("--seed", type=int, default=0, help="seeds mix sampling, block order and initialisation")
     ap.add_argument("--no-sparse", action="store_true", help="perplexity only (faster)")
+    ap.add_argument("--probe-dir", type=Path, default=None,
+                    help="probe YAML folder (default: the shipped one); choose settings on a development copy")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -97,21 +105,36 @@ def main() -> None:
     n_replay = write_replay(replay, 96) if not replay.exists() else sum(1 for _ in replay.open())
     data = [DataSource(path=out / "exercises"), DataSource(path=replay, weight=args.replay_weight)]
     n_demo = "no"
+    held_out = [q.question for q in load_questions()]
+    if args.probe_dir:
+        held_out += [q.question for q in load_questions(args.probe_dir)]
     if args.demonstrations != 0:
         demo_cfg = DemonstrationConfig(judge=args.judge, **({"limit": args.demonstrations} if args.demonstrations
                                                             else {}))
         ledger = build_demonstrations(demo_cfg, out / "demonstrations",
                                       lambda: load_model(demo_cfg.answer_model, batch_size=demo_cfg.batch_size),
-                                      load_judge(args.judge), held_out=[q.question for q in load_questions()])
+                                      load_judge(args.judge), held_out=held_out)
         n_demo = f"{sum(ledger.written.values())} ({ledger.written}; skipped {ledger.skipped})"
         data.append(DataSource(path=out / "demonstrations" / DEMO_TEXTS, weight=args.demo_weight))
+    anchor = None
+    if args.anchor_weight > 0:
+        from raipipe.data.records import Label
+        from raipipe.pretrain.anchor import BehaviourAnchor
+        from raipipe.pretrain.demonstrations import write_request_frames
+
+        n_anchor = write_request_frames(DemonstrationConfig(), out / "anchor.jsonl", held_out,
+                                        [Label(x) for x in args.anchor_labels])
+        anchor = BehaviourAnchor(path=out / "anchor.jsonl", weight=args.anchor_weight)
+        con.print(f"behaviour anchor: {n_anchor} request frames, KL weight {args.anchor_weight} "
+                  f"({'/'.join(args.anchor_labels)})")
     con.print(f"mix: {manifest.total} exercises + {n_replay} replay texts ×{args.replay_weight} + {n_demo} "
               "demonstrations")
     cfg = ContinuedPretrainConfig(
-        data=data,
+        data=data, anchor=anchor,
         output_dir=out / "run", max_length=args.max_length, batch_size=args.batch_size, learning_rate=args.lr,
         max_steps=args.steps, seed=args.seed, save_steps=max(10, args.steps // 3), logging_steps=10,
-        probes=ProbeConfig(run_sparse=not args.no_sparse, sparse=SparseSettings(judge=args.judge)))
+        probes=ProbeConfig(probe_dir=str(args.probe_dir) if args.probe_dir else None, run_sparse=not args.no_sparse,
+                           sparse=SparseSettings(judge=args.judge)))
     t0 = time.perf_counter()
     result, report = run_continued_pretraining(cfg)
     wall = time.perf_counter() - t0

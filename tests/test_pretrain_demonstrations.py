@@ -126,5 +126,7 @@ def test_cli_writes_demonstrations_with_a_lexical_judge(tmp_path, monkeypatch):
                                           "--judge", "refusal-opener"])
     assert result.exit_code == 0, result.output
     assert "written" in result.output and (tmp_path / TEXTS).is_file()
+    frames = [json.loads(x)["text"] for x in (tmp_path / "anchor.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert frames and all(f.rsplit("\n", 1)[1] in {"A:", "Assistant:", "Reply:"} for f in frames)
     bad = CliRunner().invoke(cli.app, ["demonstrations", "--out", str(tmp_path), "--prompts", "seed:test"])
     assert bad.exit_code == 1 and "test-split" in bad.output

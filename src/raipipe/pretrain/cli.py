@@ -115,7 +115,8 @@ def stale(
 
 @app.command("demonstrations")
 def demonstrations(
-    out: Annotated[Path, typer.Option("--out", help="output folder: demonstrations.jsonl, manifest.json")],
+    out: Annotated[Path, typer.Option("--out", help="output folder: demonstrations.jsonl, manifest.json, "
+                                      "anchor.jsonl")],
     prompts: Annotated[str, typer.Option("--prompts", help="comma-separated dataset specs (training splits)")]
     = "generated:train:en",
     limit: Annotated[int, typer.Option("--limit", min=0, help="at most N requests, stratified (0: all)")] = 1000,
@@ -126,9 +127,10 @@ def demonstrations(
                                               help="leave out pairs sharing text with the probe questions")] = True,
 ) -> None:
     """Request → reply demonstrations: policy-written refusals for harmful requests, the model's own
-    judged-compliant replies for their benign look-alikes, pairs kept whole."""
+    judged-compliant replies for their benign look-alikes, pairs kept whole. Also writes anchor.jsonl: the same
+    requests framed up to where the reply starts, for a training config's `anchor` (behaviour anchor)."""
     from raipipe.judges.base import load_judge
-    from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations
+    from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations, write_request_frames
     from raipipe.pretrain.probes import load_questions
 
     con = Console(highlight=False, soft_wrap=True)
@@ -137,7 +139,9 @@ def demonstrations(
         held_out = [q.question for q in load_questions()] if with_probes else []
         manifest = build_demonstrations(cfg, out, lambda: load_model(cfg.answer_model, batch_size=cfg.batch_size),
                                         load_judge(cfg.judge), held_out=held_out)
+        n_frames = write_request_frames(cfg, out / "anchor.jsonl", held_out)
     except (KeyError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(manifest.skipped.items())) or "none"
     con.print(f"{manifest.requests} requests → written {manifest.written}; skipped: {skipped} → {out}")
+    con.print(f"{n_frames} request frames for a behaviour anchor → {out / 'anchor.jsonl'}")

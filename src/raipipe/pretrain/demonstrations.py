@@ -120,6 +120,18 @@ def _frame(cfg: DemonstrationConfig, record: PromptRecord, reply: str) -> str:
     return frame.format(request=record.prompt.strip(), reply=reply.strip())
 
 
+def write_request_frames(cfg: DemonstrationConfig, path: Path, held_out: Sequence[str] = (),
+                         labels: Sequence[Label] = (Label.HARMFUL, Label.BENIGN)) -> int:
+    """Every selected request with one of `labels` in its dialogue frame up to where the reply starts: the texts
+    of a behaviour anchor (`raipipe.pretrain.anchor`). Held-out pairs are left out as for demonstrations."""
+    selected = sorted(trainable_records(cfg.prompts, cfg.limit, cfg.seed), key=lambda r: r.id)
+    excluded = _held_out_pairs(selected, held_out)
+    texts = [_frame(cfg, r, "\0").split("\0")[0].rstrip() for r in selected
+             if (r.pair_id or r.id) not in excluded and r.label in labels]
+    atomic_write_lines(path, (json.dumps({"text": t}, ensure_ascii=False) for t in texts))
+    return len(texts)
+
+
 def _read_journal(path: Path, digest: str) -> dict[str, dict]:
     """Replies of a previous run of the same config; a torn last line (a crash mid-write) is dropped."""
     done: dict[str, dict] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from raipipe.errors import ConfigError, DatasetError
 from raipipe.posttrain.lora import (
@@ -32,6 +32,7 @@ from raipipe.posttrain.lora import (
     rows_hash,
     write_json,
 )
+from raipipe.pretrain.anchor import BehaviourAnchor, anchor_batches, anchored_trainer_class
 from raipipe.pretrain.exercises import shard_paths
 from raipipe.pretrain.probes import (
     CheckpointProbes,
@@ -66,6 +67,8 @@ class ContinuedPretrainConfig(BaseModel):
     max_length: int = Field(default=256, ge=16, description="tokens per training block")
     packing: bool = Field(default=True, description="pack texts into full blocks (else one truncated text per row)")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="adapters, or full_finetune=true")
+    anchor: BehaviourAnchor | None = Field(default=None, description="keep the parent's next-token distribution "
+                                           "on these request texts (KL added to the loss; LoRA only)")
     learning_rate: float = Field(default=2e-4, gt=0, description="peak learning rate (linear decay)")
     max_steps: int = Field(default=100, description="optimizer steps; <= 0 trains for `epochs` instead")
     epochs: float = Field(default=1.0, gt=0, description="passes over the mix when max_steps <= 0")
@@ -79,6 +82,12 @@ class ContinuedPretrainConfig(BaseModel):
     overwrite: bool = Field(default=False, description="delete another run's checkpoints in output_dir (resume=false)")
     probe: bool = Field(default=True, description="run the probes before and after training and write the report")
     probes: ProbeConfig = Field(default_factory=ProbeConfig, description="probe settings")
+
+    @model_validator(mode="after")
+    def _anchor_needs_lora(self) -> ContinuedPretrainConfig:
+        if self.anchor is not None and self.lora.full_finetune:
+            raise ValueError("anchor: the behaviour anchor needs LoRA (its parent is the model with adapters off)")
+        return self
 
 
 class ContinuedPretrainResult(BaseModel):
@@ -197,7 +206,17 @@ def _prepare_dir(cfg: ContinuedPretrainConfig) -> Path | None:
     return None
 
 
-def _trainer(cfg: ContinuedPretrainConfig, model, tok, blocks: list[list[int]], lineage: dict[str, Any]):
+def _anchor_texts(cfg: ContinuedPretrainConfig) -> list[str]:
+    if cfg.anchor is None:
+        return []
+    texts = [t for f in _files(cfg.anchor.path) for t in _read_texts(f, cfg.anchor.text_field)]
+    if not texts:
+        raise DatasetError(cfg.anchor.path, None, cfg.anchor.text_field, "the behaviour anchor holds no text")
+    return texts
+
+
+def _trainer(cfg: ContinuedPretrainConfig, model, tok, blocks: list[list[int]], lineage: dict[str, Any],
+             anchor_texts: list[str]):
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
 
@@ -205,9 +224,13 @@ def _trainer(cfg: ContinuedPretrainConfig, model, tok, blocks: list[list[int]], 
                             epochs=cfg.epochs, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                             save_steps=cfg.save_steps, logging_steps=cfg.logging_steps, save_only_model=False)
     args.update(save_total_limit=cfg.save_total_limit, remove_unused_columns=False)
-    return Trainer(model=model, args=TrainingArguments(**args), train_dataset=Dataset.from_dict({"input_ids": blocks}),
-                   data_collator=CausalCollator(tok.pad_token_id), processing_class=tok,
-                   callbacks=[lineage_callback(lineage)])
+    common = dict(model=model, args=TrainingArguments(**args), train_dataset=Dataset.from_dict({"input_ids": blocks}),
+                  data_collator=CausalCollator(tok.pad_token_id), processing_class=tok,
+                  callbacks=[lineage_callback(lineage)])
+    if cfg.anchor is None:
+        return Trainer(**common)
+    return anchored_trainer_class()(**common, anchor=cfg.anchor,
+                                    anchor_stream=anchor_batches(anchor_texts, tok, cfg.anchor, cfg.seed))
 
 
 def _save_final(cfg: ContinuedPretrainConfig, model, tok, parent) -> tuple[Path, str]:
@@ -231,6 +254,7 @@ def _save_final(cfg: ContinuedPretrainConfig, model, tok, parent) -> tuple[Path,
 def train_continued(cfg: ContinuedPretrainConfig) -> ContinuedPretrainResult:
     """Train (or resume) and save the final model; no probes (see `run_continued_pretraining`)."""
     resume_from = _prepare_dir(cfg)
+    anchor_texts = _anchor_texts(cfg)  # a bad anchor fails before the model loads
     parent = resolve_model(cfg.model)
     model, tok = load_base(parent)
     texts = load_mix(cfg.data, cfg.seed)
@@ -241,11 +265,14 @@ def train_continued(cfg: ContinuedPretrainConfig) -> ContinuedPretrainResult:
         from peft import get_peft_model
 
         model = get_peft_model(model, cfg.lora.peft_config())
-    lineage = build_lineage("continued-pretrain", parent, {"mix": rows_hash({"text": t} for t in texts)},
-                            cfg.model_dump(mode="json"), extra={"n_texts": len(texts), "n_blocks": len(blocks)})
+    hashes = {"mix": rows_hash({"text": t} for t in texts)}
+    if anchor_texts:
+        hashes["anchor"] = rows_hash({"text": t} for t in anchor_texts)
+    lineage = build_lineage("continued-pretrain", parent, hashes, cfg.model_dump(mode="json"),
+                            extra={"n_texts": len(texts), "n_blocks": len(blocks)})
     write_json(cfg.output_dir / "config.json", cfg.model_dump(mode="json"))
     write_json(cfg.output_dir / "lineage.json", lineage)
-    trainer = _trainer(cfg, model, tok, blocks, lineage)
+    trainer = _trainer(cfg, model, tok, blocks, lineage, anchor_texts)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - t0
