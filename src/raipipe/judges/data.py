@@ -27,6 +27,8 @@ REFUSAL_HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout_c.jsonl", "
 # (short, often garbled in es/fr; after training, many template refusals). Reported apart by
 # benchmarks/bench_judges.py; the calibration `refusal-stack` reports carry.
 MODEL_ANSWER_HELDOUT_FILES = ["refusal_heldout_model.jsonl", "refusal_heldout_posttrained.jsonl"]
+# Their training counterparts: the same model's answers to other prompts, labelled alike.
+MODEL_ANSWER_TRAIN_FILES = ["refusal_train_model.jsonl", "refusal_train_posttrained.jsonl"]
 
 
 def judge_data_path(name: str) -> Path:

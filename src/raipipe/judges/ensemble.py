@@ -3,7 +3,9 @@
 `refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together) and a feature judge (frozen
 embeddings and n-grams, the `refusal-features` model) are different models and err on different answers; the mean
 of their class probabilities agrees with held-out human labels more often than either alone (see
-`benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–m). The ranker
+`benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–m); the feature head also
+learns from the embedded model's own labelled answers (on held-out answers of that model, 76.6 % → 82.6 % binary
+agreement, with the team-written held-out sets unchanged within a few answers). The ranker
 `refusal-features` keeps its own head on sets a–d, so that the post-training grader shares no training answer with
 it; fitted on all sets, the ensemble's feature head agreed with people more often on four of the five held-out
 sets by other authors and as often on the fifth. For evaluation this is the judge to use. Post-training does not grade
@@ -18,7 +20,7 @@ import numpy as np
 
 from raipipe.judges.base import Judge, JudgeInput, Judgement, judgement_from_probs, register_judge, split_degenerate
 from raipipe.judges.cross_encoder import CLASSES, predict_proba
-from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path
+from raipipe.judges.data import MODEL_ANSWER_TRAIN_FILES, REFUSAL_HELDOUT_FILES, judge_data_path
 from raipipe.judges.refusal import CLASSES as FEATURE_CLASSES
 from raipipe.judges.refusal import FeatureRefusalJudge
 from raipipe.judges.refusal_xenc import TRAIN_FILES as XENC_TRAIN_FILES
@@ -26,9 +28,10 @@ from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
 
 
 def ensemble_features() -> FeatureRefusalJudge:
-    """The ensemble's feature judge: the `refusal-features` model fitted on the cross-encoder's sets (a–h, j–m);
-    fitted once (about a minute) and cached by data digest."""
-    return FeatureRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES])
+    """The ensemble's feature judge: the `refusal-features` model fitted on the cross-encoder's sets (a–h, j–m) and
+    on the embedded model's own labelled answers, the short, often rambling answers raipipe's probes and runs
+    grade most (team-written sets have few of them); fitted once (a few minutes) and cached by data digest."""
+    return FeatureRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES + MODEL_ANSWER_TRAIN_FILES])
 
 
 @register_judge

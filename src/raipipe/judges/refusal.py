@@ -68,6 +68,9 @@ class RefusalClassifier:
         return hstack([dense, self.chars.transform(responses), self.words.transform(responses)]).tocsr()
 
     def fit(self, rows: Sequence[dict]) -> RefusalClassifier:
+        """Fits comply / refuse / partial; rows labelled unscoreable are left out (the degenerate detector, not
+        this classifier, calls an answer unscoreable)."""
+        rows = [r for r in rows if r["label"] != Verdict.UNSCOREABLE.value]
         x = self._x([r["prompt"] for r in rows], [r["response"] for r in rows], fit=True)
         self.lr.fit(x, np.array([CLASSES.index(Verdict(r["label"])) for r in rows]))
         return self

@@ -34,6 +34,7 @@ from raipipe.judges.base import (
 )
 from raipipe.judges.data import (
     MODEL_ANSWER_HELDOUT_FILES,
+    MODEL_ANSWER_TRAIN_FILES,
     cached_head,
     files_digest,
     judge_data_path,
@@ -46,7 +47,7 @@ from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
 from raipipe.judges.signals import SIGNAL_NAMES, first_sentence_refuses, lexical_signals
 from raipipe.models.embedded import cache_root
 
-HEAD_FILES = ["refusal_train_model.jsonl", "refusal_train_posttrained.jsonl"]
+HEAD_FILES = MODEL_ANSWER_TRAIN_FILES
 # The cross-encoder whose probabilities the head was fitted on (weights shipped as `refusal-xenc-stack`): sets e–h,
 # each answer read from its start. The stack grades a small model's short answers, where keeping a long answer's
 # end never applies; pinning its input keeps the head's calibration when the default cross-encoder changes.
