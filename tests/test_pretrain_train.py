@@ -91,7 +91,9 @@ def test_bad_corpus_and_config_name_where(tmp_path):
 
 
 def test_every_config_field_has_help():
-    for model in (ContinuedPretrainConfig, DataSource):
+    from raipipe.pretrain.anchor import BehaviourAnchor
+
+    for model in (ContinuedPretrainConfig, DataSource, BehaviourAnchor):
         missing = [n for n, f in model.model_fields.items() if not f.description]
         assert not missing, f"{model.__name__}: {missing}"
 
