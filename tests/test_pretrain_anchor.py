@@ -70,6 +70,8 @@ def test_anchor_batches_are_left_padded_and_kl_is_zero_before_training():
     batch = next(anchor_batches(REQUESTS, tok, anchor, seed=1))
     assert batch["input_ids"].shape[0] == 3 and batch["input_ids"].shape[1] <= 8
     assert bool(batch["attention_mask"][:, -1].all())  # every request ends in the last column
+    few = next(anchor_batches(REQUESTS[:2], tok, anchor, seed=1))  # fewer texts than a batch: all of them
+    assert few["input_ids"].shape[0] == 2
     model = get_peft_model(base, LoraSettings().peft_config())
     with torch.no_grad():
         kl = anchor_kl(model, batch)

@@ -6,7 +6,8 @@ look-alikes alike. The anchor adds, to the language-model loss of every step, th
 parent's next-token distribution to the trained model's on a batch of request texts (a request in a
 dialogue frame, up to where the reply would start), so what the mix teaches about the domain does not
 carry over into the first tokens of a reply. The parent is the same network with its adapters switched
-off, so the anchor costs one extra forward pass per step and no second copy of the weights (LoRA only).
+off, so the anchor costs two extra forward passes per step (one without gradients) and no second copy of the
+weights (LoRA only).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ def anchor_batches(texts: list[str], tokenizer, anchor: BehaviourAnchor, seed: i
     if not texts:
         raise ValueError("the behaviour anchor holds no text")
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][-anchor.max_length:] for t in texts]
-    rng = random.Random(seed)
+    rng, size = random.Random(seed), min(anchor.batch_size, len(encoded))
     for _ in itertools.count():
         order = list(range(len(encoded)))
         rng.shuffle(order)
-        for i in range(0, len(order) - anchor.batch_size + 1, anchor.batch_size):
-            rows = [encoded[j] for j in order[i:i + anchor.batch_size]]
+        for i in range(0, len(order) - size + 1, size):
+            rows = [encoded[j] for j in order[i:i + size]]
             width = max(map(len, rows))
             ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
