@@ -4,8 +4,9 @@ Continued pretraining on RAI text teaches the domain (its perplexity falls) but 
 meets a request: on the shipped mix a small instruct model starts answering harmful requests and their
 look-alikes alike. The anchor adds, to the language-model loss of every step, the KL divergence from the
 parent's next-token distribution to the trained model's on a batch of request texts (a request in a
-dialogue frame, up to where the reply would start), so what the mix teaches about the domain does not
-carry over into the first tokens of a reply. The parent is the same network with its adapters switched
+dialogue frame, up to where the reply would start), to hold the first tokens of a reply near the parent's
+while the mix teaches the domain. On its own it did not stop the drift; with the demonstrations given more
+weight it did (benchmarks/README.md, `bench_pretrain.py`). The parent is the same network with its adapters switched
 off, so the anchor costs two extra forward passes per step (one without gradients) and no second copy of the
 weights (LoRA only).
 """
