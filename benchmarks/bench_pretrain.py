@@ -109,9 +109,9 @@ def main() -> None:
     held_out = [q.question for q in load_questions()]
     if args.probe_dir:
         held_out += [q.question for q in load_questions(args.probe_dir)]
+    demo_cfg = DemonstrationConfig(judge=args.judge, **({"limit": args.demonstrations} if args.demonstrations
+                                                        else {}))
     if args.demonstrations != 0:
-        demo_cfg = DemonstrationConfig(judge=args.judge, **({"limit": args.demonstrations} if args.demonstrations
-                                                            else {}))
         ledger = build_demonstrations(demo_cfg, out / "demonstrations",
                                       lambda: load_model(demo_cfg.answer_model, batch_size=demo_cfg.batch_size),
                                       load_judge(args.judge), held_out=held_out)
@@ -123,7 +123,7 @@ def main() -> None:
         from raipipe.pretrain.anchor import BehaviourAnchor
         from raipipe.pretrain.demonstrations import write_request_frames
 
-        n_anchor = write_request_frames(DemonstrationConfig(), out / "anchor.jsonl", held_out,
+        n_anchor = write_request_frames(demo_cfg, out / "anchor.jsonl", held_out,
                                         [Label(x) for x in args.anchor_labels])
         anchor = BehaviourAnchor(path=out / "anchor.jsonl", weight=args.anchor_weight)
         con.print(f"behaviour anchor: {n_anchor} request frames, KL weight {args.anchor_weight} "

@@ -114,20 +114,28 @@ class DemonstrationManifest(BaseModel):
     skipped: dict[str, int] = Field(description="reason -> requests skipped")
 
 
-def _frame(cfg: DemonstrationConfig, record: PromptRecord, reply: str) -> str:
+def _pick_frame(cfg: DemonstrationConfig, record: PromptRecord) -> str:
     frames = cfg.frames.get(record.language) or cfg.frames.get(record.language.split("-")[0]) or cfg.frames["en"]
-    frame = random.Random(f"{cfg.seed}|{record.id}").choice(frames)
-    return frame.format(request=record.prompt.strip(), reply=reply.strip())
+    return random.Random(f"{cfg.seed}|{record.id}").choice(frames)
+
+
+def _frame(cfg: DemonstrationConfig, record: PromptRecord, reply: str) -> str:
+    return _pick_frame(cfg, record).format(request=record.prompt.strip(), reply=reply.strip())
+
+
+def _requests(cfg: DemonstrationConfig, held_out: Sequence[str]) -> tuple[list[PromptRecord], list[PromptRecord]]:
+    """(every selected request, those whose pair shares no text with `held_out`)."""
+    selected = sorted(trainable_records(cfg.prompts, cfg.limit, cfg.seed), key=lambda r: r.id)
+    excluded = _held_out_pairs(selected, held_out)
+    return selected, [r for r in selected if (r.pair_id or r.id) not in excluded]
 
 
 def write_request_frames(cfg: DemonstrationConfig, path: Path, held_out: Sequence[str] = (),
                          labels: Sequence[Label] = (Label.HARMFUL, Label.BENIGN)) -> int:
     """Every selected request with one of `labels` in its dialogue frame up to where the reply starts: the texts
     of a behaviour anchor (`raipipe.pretrain.anchor`). Held-out pairs are left out as for demonstrations."""
-    selected = sorted(trainable_records(cfg.prompts, cfg.limit, cfg.seed), key=lambda r: r.id)
-    excluded = _held_out_pairs(selected, held_out)
-    texts = [_frame(cfg, r, "\0").split("\0")[0].rstrip() for r in selected
-             if (r.pair_id or r.id) not in excluded and r.label in labels]
+    texts = [_pick_frame(cfg, r).split("{reply}")[0].format(request=r.prompt.strip()).rstrip()
+             for r in _requests(cfg, held_out)[1] if r.label in labels]
     atomic_write_lines(path, (json.dumps({"text": t}, ensure_ascii=False) for t in texts))
     return len(texts)
 
@@ -170,9 +178,7 @@ def build_demonstrations(cfg: DemonstrationConfig, out: Path, model_factory: Cal
     A pair sharing text with `held_out` (the probe questions, an evaluation set) is left out whole."""
     out.mkdir(parents=True, exist_ok=True)
     refusals, templates_digest = templates or load_templates()
-    selected = sorted(trainable_records(cfg.prompts, cfg.limit, cfg.seed), key=lambda r: r.id)
-    excluded = _held_out_pairs(selected, held_out)
-    records = [r for r in selected if (r.pair_id or r.id) not in excluded]
+    selected, records = _requests(cfg, held_out)
     digest = cfg.digest()
     journal = out / JOURNAL
     done = _read_journal(journal, digest)
@@ -191,7 +197,7 @@ def build_demonstrations(cfg: DemonstrationConfig, out: Path, model_factory: Cal
         finally:
             model.close()
     skipped: Counter[str] = Counter({"shares text with held-out material": len(selected) - len(records)} if
-                                    excluded else {})
+                                    len(records) < len(selected) else {})
     rejected = set()
     for r in records:
         if r.label == Label.BENIGN and done[r.id]["verdict"] != Verdict.COMPLY.value:
