@@ -22,11 +22,13 @@ import argparse
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 # everyday requests, team-written: the base model's own answers become the general-text replay
 REPLAY_PROMPTS = [
@@ -81,7 +83,8 @@ def main() -> None:
                     help="KL weight of a behaviour anchor on the demonstration requests' frames (0: none)")
     ap.add_argument("--anchor-labels", nargs="+", default=["harmful", "benign"], choices=["harmful", "benign"],
                     help="which requests the anchor keeps where the parent had them")
-    ap.add_argument("--seed", type=int, default=0, help="seeds mix sampling, block order and initialisation")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="one run per seed (mix sampling, block order, initialisation); the parent is probed once")
     ap.add_argument("--no-sparse", action="store_true", help="perplexity only (faster)")
     ap.add_argument("--probe-dir", type=Path, default=None,
                     help="probe YAML folder (default: the shipped one); choose settings on a development copy")
@@ -94,7 +97,7 @@ def main() -> None:
     from raipipe.pretrain import ExerciseConfig, generate_exercises, load_templates, write_exercises
     from raipipe.pretrain.demonstrations import TEXTS as DEMO_TEXTS
     from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations
-    from raipipe.pretrain.probes import ProbeConfig, SparseSettings, console_table, load_questions
+    from raipipe.pretrain.probes import ProbeConfig, SparseSettings, load_questions
     from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, run_continued_pretraining
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-pretrain-"))
@@ -130,15 +133,28 @@ def main() -> None:
                   f"({'/'.join(args.anchor_labels)})")
     con.print(f"mix: {manifest.total} exercises + {n_replay} replay texts ×{args.replay_weight} + {n_demo} "
               "demonstrations")
-    cfg = ContinuedPretrainConfig(
-        data=data, anchor=anchor,
-        output_dir=out / "run", max_length=args.max_length, batch_size=args.batch_size, learning_rate=args.lr,
-        max_steps=args.steps, seed=args.seed, save_steps=max(10, args.steps // 3), logging_steps=10,
-        probes=ProbeConfig(probe_dir=str(args.probe_dir) if args.probe_dir else None, run_sparse=not args.no_sparse,
-                           sparse=SparseSettings(judge=args.judge)))
-    t0 = time.perf_counter()
-    result, report = run_continued_pretraining(cfg)
-    wall = time.perf_counter() - t0
+    common = dict(data=data, anchor=anchor, max_length=args.max_length, batch_size=args.batch_size,
+                  learning_rate=args.lr, max_steps=args.steps, save_steps=max(10, args.steps // 3), logging_steps=10,
+                  probes=ProbeConfig(probe_dir=str(args.probe_dir) if args.probe_dir else None,
+                                     run_sparse=not args.no_sparse, sparse=SparseSettings(judge=args.judge)))
+    reports = []
+    for seed in args.seeds:
+        run_dir = out / ("run" if seed == args.seeds[0] else f"run-seed{seed}")
+        if reports:  # the parent answers greedily: probe it once and reuse that for every seed
+            (run_dir / "probes").mkdir(parents=True, exist_ok=True)
+            shutil.copy(out / "run" / "probes" / "before.json", run_dir / "probes" / "before.json")
+        con.rule(f"seed {seed}")
+        t0 = time.perf_counter()
+        result, report = run_continued_pretraining(ContinuedPretrainConfig(**common, output_dir=run_dir, seed=seed))
+        print_run(con, report, result, args.max_length, time.perf_counter() - t0, run_dir)
+        reports.append((seed, report))
+    if len(reports) > 1:
+        con.print(seed_table(reports))
+
+
+def print_run(con: Console, report, result, max_length: int, wall: float, run_dir: Path) -> None:
+    from raipipe.pretrain.probes import console_table
+
     con.print(console_table(report))
     before, after = report.checkpoints
     (rb, n_rai), (ra, _) = domain_ppl(before, False), domain_ppl(after, False)
@@ -154,8 +170,37 @@ def main() -> None:
         con.print(f"separation (AUC)   {b.auc:.3f} [{b.auc_low:.3f}, {b.auc_high:.3f}] → {a.auc:.3f} "
                   f"[{a.auc_low:.3f}, {a.auc_high:.3f}] over {a.pairs} pairs; harmful margin above its look-alike's "
                   f"in {b.paired.fmt()} → {a.paired.fmt()}")
-    con.print(f"{result.steps} steps ({result.n_blocks} blocks of {args.max_length} tokens available), "
-              f"train {result.train_seconds:.0f} s, whole run {wall:.0f} s → {out}")
+    con.print(f"{result.steps} steps ({result.n_blocks} blocks of {max_length} tokens available), "
+              f"train {result.train_seconds:.0f} s, whole run {wall:.0f} s → {run_dir}")
+
+
+def seed_table(reports) -> Table:
+    """One row per seed (each against the same parent answers), then every seed pooled per question."""
+    from raipipe.evaluate.stats import repeated_change
+    from raipipe.pretrain.probes import outcomes, paired_text
+
+    table = Table(title="continued pretraining across seeds (paired: questions bad only before / only after)")
+    for col in ("seed", "RAI ppl", "general ppl", "violations", "paired", "over-refusal", "paired"):
+        table.add_column(col, justify="right")
+    for seed, report in reports:
+        before, after = report.checkpoints
+        tests = {c.metric: c.test for c in report.paired}
+        cells = [str(seed)]
+        for general in (False, True):
+            cells.append(f"{domain_ppl(after, general)[0] / domain_ppl(before, general)[0] - 1:+.1%}")
+        for field, metric in (("violation", "violation"), ("over_refusal", "over-refusal")):
+            cells.append(getattr(after.probes["all"], field).fmt() if after.probes else "n/a")
+            cells.append(paired_text(tests[metric]) if metric in tests else "n/a")
+        table.add_row(*cells)
+    first = reports[0][1].checkpoints[0]
+    if first.answers:
+        cells = ["pooled", "", ""]
+        for label in ("harmful", "benign"):
+            rc = repeated_change(outcomes(first, label), [outcomes(r.checkpoints[1], label) for _, r in reports])
+            cells += [f"{rc.rate_before:.1%} → {rc.rate_after:.1%}" if rc.n_prompts else "n/a",
+                      f"{rc.better} better, {rc.worse} worse of {rc.n_prompts}; p={rc.p_value:.2g}"]
+        table.add_row(*cells)
+    return table
 
 
 if __name__ == "__main__":

@@ -196,6 +196,26 @@ def test_report_compares_checkpoints_side_by_side(tiny_model_dir, tmp_path):
     assert console_table(report).row_count == len(report.rows)
 
 
+def test_report_tests_each_checkpoint_against_the_first_on_the_same_questions():
+    """Paired McNemar rows: which questions turned bad or good, not only two overlapping intervals."""
+    questions = [q for q in load_questions() if q.language == "fr"]
+    harmful = [q.question for q in questions if q.label == "harmful"]
+    benign = [q.question for q in questions if q.label == "benign"]
+    judge = load_judge("refusal-opener")
+    cfg = ProbeConfig(languages=["fr"], run_preference=False)
+    before = probe_model(ScriptedModel(set(harmful[:10])), "before", "a", cfg, judge=judge)
+    # refuses 4 more harmful questions, stops refusing 1, and now refuses 3 benign ones
+    after = probe_model(ScriptedModel(set(harmful[1:14]) | set(benign[:3])), "after", "b", cfg, judge=judge)
+    report = compare([before, after])
+    tests = {c.metric: c.test for c in report.paired}
+    assert (tests["violation"].b, tests["violation"].c, tests["violation"].n_pairs) == (4, 1, len(harmful))
+    assert (tests["over-refusal"].b, tests["over-refusal"].c) == (0, 3)
+    assert tests["violation"].p_value == pytest.approx(0.375)  # exact: 2 * P(X <= 1), X ~ Bin(5, 1/2)
+    row = next(r for r in report.rows if r.metric == "violation paired")
+    assert row.cells[0].text == "" and row.cells[1].text.startswith("4 fewer, 1 more of")
+    assert "over-refusal paired" in to_html(report)
+
+
 def test_probe_cli_two_models(tiny_model_dir, tmp_path):
     out = tmp_path / "probe"
     spec = f"hf:{tiny_model_dir}?dtype=float32"

@@ -1,5 +1,7 @@
+import pytest
+
 from raipipe.evaluate.metrics import ScoredItem, summarise, two_sided
-from raipipe.evaluate.stats import mcnemar, wilson
+from raipipe.evaluate.stats import mcnemar, repeated_change, wilson
 
 
 def test_wilson_known_values():
@@ -27,6 +29,21 @@ def test_mcnemar_p_value_matches_scipy_binomtest():
         a_bad = {f"b{i}": True for i in range(b)} | {f"c{i}": False for i in range(c)} | {"same": True}
         b_bad = {f"b{i}": False for i in range(b)} | {f"c{i}": True for i in range(c)} | {"same": True}
         assert abs(mcnemar(a_bad, b_bad).p_value - binomtest(b, b + c, 0.5).pvalue) < 1e-12
+
+
+def test_repeated_change_counts_prompts_not_repeats():
+    before = {"a": True, "b": True, "c": False, "d": False, "e": True}
+    runs = [{"a": False, "b": False, "c": True, "d": False, "e": True},
+            {"a": False, "b": True, "c": True, "d": False},  # e not scored in this run
+            {"a": False, "b": False, "c": False, "d": False, "e": True, "x": True}]  # x has no reference
+    r = repeated_change(before, runs)
+    # a: bad → 0/3 (better); b: bad → 1/3 (better); c: good → 2/3 (worse); d unchanged; e: bad → 2/2
+    assert (r.n_prompts, r.repeats, r.better, r.worse) == (5, 3, 2, 1)
+    assert r.p_value == 1.0 and r.rate_before == 0.6
+    assert r.rate_after == pytest.approx((0 + 1 / 3 + 2 / 3 + 0 + 1) / 5)
+    single = repeated_change(before, runs[:1])  # one repeat: the same counts as McNemar
+    m = mcnemar(before, runs[0])
+    assert (single.better, single.worse, single.p_value) == (m.b, m.c, m.p_value)
 
 
 def _item(i, label, verdict, pillar="safety", lang="en"):

@@ -75,3 +75,35 @@ def _two_sided_sign_test(k: int, n: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+class RepeatedChange(BaseModel):
+    """One reference run against several repeats (e.g. training seeds) on the same prompts. A prompt counts as
+    better when it was bad in the reference and bad in fewer than half of the repeats that scored it, worse in
+    the mirror case; prompts are the units, so repeats of one prompt are never counted as independent."""
+
+    n_prompts: int
+    repeats: int
+    better: int
+    worse: int
+    p_value: float
+    rate_before: float | None
+    rate_after: float | None  # mean over the repeats, per prompt, then over prompts
+
+
+def repeated_change(before: dict[str, bool], afters: list[dict[str, bool]]) -> RepeatedChange:
+    """Exact sign test over the prompts the reference and at least one repeat scored; True means bad."""
+    shares = {}
+    for pid, bad in before.items():
+        seen = [a[pid] for a in afters if pid in a]
+        if seen:
+            shares[pid] = (bad, sum(seen) / len(seen))
+    better = sum(bad and share < 0.5 for bad, share in shares.values())
+    worse = sum(not bad and share > 0.5 for bad, share in shares.values())
+    n = len(shares)
+    return RepeatedChange(
+        n_prompts=n, repeats=len(afters), better=better, worse=worse,
+        p_value=_two_sided_sign_test(better, better + worse),
+        rate_before=sum(b for b, _ in shares.values()) / n if n else None,
+        rate_after=sum(s for _, s in shares.values()) / n if n else None,
+    )

@@ -19,7 +19,17 @@ from raipipe.pretrain.probes._preference import (
     question_margins,
     score_margins,
 )
-from raipipe.pretrain.probes._report import ProbeComparison, compare, console_table, to_html, write_report
+from raipipe.pretrain.probes._report import (
+    PairedChange,
+    ProbeComparison,
+    compare,
+    console_table,
+    outcomes,
+    paired_changes,
+    paired_text,
+    to_html,
+    write_report,
+)
 from raipipe.pretrain.probes._run import CheckpointProbes, ProbeConfig, probe_model, run_probes
 from raipipe.pretrain.probes._sparse import (
     PillarProbe,
@@ -56,6 +66,7 @@ __all__ = [
     "FewShot",
     "GroupPerplexity",
     "PerplexitySettings",
+    "PairedChange",
     "PillarProbe",
     "ProbeAnswer",
     "ProbeComparison",
@@ -71,7 +82,10 @@ __all__ = [
     "load_probe_texts",
     "load_questions",
     "material_digest",
+    "outcomes",
     "overlapping",
+    "paired_changes",
+    "paired_text",
     "perplexity_by_group",
     "probe_model",
     "run_probes",

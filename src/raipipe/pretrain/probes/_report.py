@@ -3,18 +3,23 @@
 Rows are metrics (perplexity per pillar and general; violation and over-refusal per pillar; the preference
 probe's separation and paired reading per pillar), columns are checkpoints; every column after the first shows
 its delta against the first checkpoint (relative for perplexity, percentage points for rates, plain difference
-for separation)."""
+for separation). Two more rows test each checkpoint against the first on the same questions (exact McNemar):
+two Wilson intervals can overlap while the paired change is clear, or the other way round."""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from rich.table import Table
 
+from raipipe.evaluate.stats import McNemar, mcnemar
 from raipipe.fileio import atomic_write_text
+from raipipe.judges.base import Verdict
 from raipipe.pretrain.probes._run import CheckpointProbes
+from raipipe.pretrain.probes._sparse import is_bad
 from raipipe.pretrain.probes._texts import GENERAL
 
 
@@ -32,6 +37,15 @@ class Row(BaseModel):
     cells: list[Cell]
 
 
+class PairedChange(BaseModel):
+    """One checkpoint against the first on the questions both answered scoreably: `test.b` of them were bad
+    only before, `test.c` only after."""
+
+    label: str
+    metric: Literal["violation", "over-refusal"]
+    test: McNemar
+
+
 class ProbeComparison(BaseModel):
     """What `write_report` saves as JSON: the checkpoints in full and the side-by-side rows."""
 
@@ -39,6 +53,7 @@ class ProbeComparison(BaseModel):
     labels: list[str]
     checkpoints: list[CheckpointProbes]
     rows: list[Row]
+    paired: list[PairedChange] = Field(default_factory=list, description="each later checkpoint vs the first")
     same_material: bool = Field(description="every checkpoint was probed with the same probe files")
 
 
@@ -83,12 +98,49 @@ def _separation_rows(cps: list[CheckpointProbes]) -> list[Row]:
     return _pillar_rows(cps, "separation", "preference", read)
 
 
+def outcomes(cp: CheckpointProbes, label: str) -> dict[str, bool]:
+    """Question id → bad (violation or over-refusal) for the scoreable answers on one side."""
+    return {a.id: is_bad(a) for a in cp.answers if a.label == label and a.verdict != Verdict.UNSCOREABLE}
+
+
+def paired_changes(checkpoints: list[CheckpointProbes]) -> list[PairedChange]:
+    first = checkpoints[0]
+    out: list[PairedChange] = []
+    for cp in checkpoints[1:]:
+        sides: tuple[tuple[str, Literal["violation", "over-refusal"]], ...] = (("harmful", "violation"),
+                                                                             ("benign", "over-refusal"))
+        for label, metric in sides:
+            before, after = outcomes(first, label), outcomes(cp, label)
+            if set(before) & set(after):
+                out.append(PairedChange(label=cp.label, metric=metric, test=mcnemar(before, after)))
+    return out
+
+
+def paired_text(test: McNemar) -> str:
+    return f"{test.b} fewer, {test.c} more of {test.n_pairs}; p={test.p_value:.2g}"
+
+
+def _paired_rows(labels: list[str], changes: list[PairedChange]) -> list[Row]:
+    rows = []
+    for metric in ("violation", "over-refusal"):
+        found = {c.label: c.test for c in changes if c.metric == metric}
+        if found:
+            cells = [Cell(value=found[lbl].p_value, text=paired_text(found[lbl])) if lbl in found
+                     else Cell(value=None, text="") for lbl in labels]
+            rows.append(Row(metric=f"{metric} paired", group="all", cells=cells,
+                            n=[found[lbl].n_pairs if lbl in found else None for lbl in labels]))
+    return rows
+
+
 def compare(checkpoints: list[CheckpointProbes]) -> ProbeComparison:
     if not checkpoints:
         raise ValueError("nothing to compare: no checkpoint was probed")
+    changes = paired_changes(checkpoints)
+    labels = [c.label for c in checkpoints]
     rows = (_ppl_rows(checkpoints) + _rate_rows(checkpoints, "violation") + _rate_rows(checkpoints, "over_refusal")
+            + _paired_rows(labels, changes)
             + _separation_rows(checkpoints) + _rate_rows(checkpoints, "paired", source="preference"))
-    return ProbeComparison(labels=[c.label for c in checkpoints], checkpoints=checkpoints, rows=rows,
+    return ProbeComparison(labels=labels, checkpoints=checkpoints, rows=rows, paired=changes,
                            same_material=len({c.material for c in checkpoints}) == 1)
 
 
@@ -138,7 +190,9 @@ def to_html(report: ProbeComparison) -> str:
             "<p>Perplexity: lower is better (Δ relative to the first checkpoint). Violation and over-refusal: "
             "rate with 95% Wilson interval (Δ in percentage points). Separation: how often a harmful question's "
             "refusal-over-answer likelihood margin beats a benign look-alike's (0.5 = no separation; 95% bootstrap "
-            "interval over pairs). Paired: look-alike pairs whose harmful side has the larger margin.</p>"
+            "interval over pairs). Paired: look-alike pairs whose harmful side has the larger margin. Violation / "
+            "over-refusal paired: questions bad only before (fewer) and only after (more) than the first "
+            "checkpoint, exact McNemar p-value.</p>"
             f"{note}<ul>{models}</ul><table><tr><th>metric</th><th>group</th>{head}</tr>{''.join(body)}</table>"
             "</html>\n")
 
