@@ -117,3 +117,14 @@ def test_train_command_probes_before_and_after(tiny_model_dir, tmp_path):
     assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "run" / "probes" / "before.json").is_file()
     groups = {r["group"] for r in out["report"]["rows"] if r["metric"] == "perplexity"}
     assert "general" in groups and "safety" in groups
+    # the parent's probes are reused on a rerun only while the probe settings (here: the answer length) are the same
+    from raipipe.pretrain.train import _probe_cached, load_config
+
+    run_cfg = load_config(cfg)
+    cached = json.loads((tmp_path / "run" / "probes" / "before.json").read_text())
+    spec = f"hf:{tiny_model_dir}"
+    assert _probe_cached(spec, "before", run_cfg, fresh=False).created_at == cached["created_at"]
+    other = run_cfg.model_copy(update={"probes": run_cfg.probes.model_copy(
+        update={"sparse": run_cfg.probes.sparse.model_copy(update={"max_new_tokens": 9})})})
+    fresh = _probe_cached(spec, "before", other, fresh=False)
+    assert fresh.created_at != cached["created_at"] and fresh.settings == other.probes.digest() != cached["settings"]

@@ -20,6 +20,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The requests an anchor holds by default: the generator's train split in every language, because the exercises
+# teach every language while the demonstrations (with the embedded answer model) are English only. An anchor of
+# English requests alone left Spanish and French requests free to drift towards answering.
+ANCHOR_PROMPTS = "generated:train"
+ANCHOR_LIMIT = 3000
+
 
 class BehaviourAnchor(BaseModel):
     """Request texts whose next-token distribution stays the parent's, and how hard."""

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from raipipe.models import load_model
 from raipipe.policy.loader import PolicyError, load_pack
+from raipipe.pretrain.anchor import ANCHOR_LIMIT, ANCHOR_PROMPTS
 from raipipe.pretrain.exercises import (
     ExerciseConfig,
     ExerciseKind,
@@ -123,12 +124,18 @@ def demonstrations(
     model: Annotated[str, typer.Option("--model", help="answer model for the benign replies")] = "embedded:smollm2",
     judge: Annotated[str, typer.Option("--judge", help="keeps only benign replies it scores as compliance")]
     = "refusal",
+    anchor_prompts: Annotated[str, typer.Option("--anchor-prompts", help="comma-separated dataset specs whose "
+                                                "requests the anchor holds: every language the mix teaches")]
+    = ANCHOR_PROMPTS,
+    anchor_limit: Annotated[int, typer.Option("--anchor-limit", min=0, help="at most N anchor requests (0: all)")]
+    = ANCHOR_LIMIT,
     with_probes: Annotated[bool, typer.Option("--hold-out-probes/--no-hold-out-probes",
                                               help="leave out pairs sharing text with the probe questions")] = True,
 ) -> None:
     """Request → reply demonstrations: policy-written refusals for harmful requests, the model's own
-    judged-compliant replies for their benign look-alikes, pairs kept whole. Also writes anchor.jsonl: the same
-    requests framed up to where the reply starts, for a training config's `anchor` (behaviour anchor)."""
+    judged-compliant replies for their benign look-alikes, pairs kept whole. Also writes anchor.jsonl: requests
+    framed up to where the reply starts, for a training config's `anchor` (behaviour anchor). The anchor takes
+    requests in every language (the exercises teach every language, not only the demonstrations' one)."""
     from raipipe.judges.base import load_judge
     from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations, write_request_frames
     from raipipe.pretrain.probes import load_questions
@@ -139,7 +146,8 @@ def demonstrations(
         held_out = [q.question for q in load_questions()] if with_probes else []
         manifest = build_demonstrations(cfg, out, lambda: load_model(cfg.answer_model, batch_size=cfg.batch_size),
                                         load_judge(cfg.judge), held_out=held_out)
-        n_frames = write_request_frames(cfg, out / "anchor.jsonl", held_out)
+        anchor_cfg = cfg.model_copy(update={"prompts": _split(anchor_prompts), "limit": anchor_limit or None})
+        n_frames = write_request_frames(anchor_cfg, out / "anchor.jsonl", held_out)
     except (KeyError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(manifest.skipped.items())) or "none"

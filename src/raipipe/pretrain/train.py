@@ -286,11 +286,13 @@ def train_continued(cfg: ContinuedPretrainConfig) -> ContinuedPretrainResult:
 
 
 def _probe_cached(spec: str, label: str, cfg: ContinuedPretrainConfig, fresh: bool) -> CheckpointProbes:
-    """Probe results are kept in output_dir/probes/LABEL.json; the 'before' ones survive a resume."""
+    """Probe results are kept in output_dir/probes/LABEL.json; the 'before' ones survive a resume unless the
+    model, the probe files or the probe settings (e.g. the judge) changed."""
     path = cfg.output_dir / "probes" / f"{label}.json"
     if not fresh and path.is_file():
         cached = CheckpointProbes.model_validate_json(path.read_text(encoding="utf-8"))
-        if cached.spec == spec and cached.material == material_digest(cfg.probes.probe_dir):
+        if (cached.spec, cached.material, cached.settings) == (spec, material_digest(cfg.probes.probe_dir),
+                                                               cfg.probes.digest()):
             return cached
     result = run_probes(spec, label, cfg.probes)
     write_json(path, result.model_dump(mode="json"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 
@@ -37,6 +38,10 @@ class ProbeConfig(BaseModel):
     batch_size: int = Field(default=16, ge=1, description="generation batch size of the model under test")
     languages: list[str] | None = Field(default=None, description="keep only these languages (default: all)")
 
+    def digest(self) -> str:
+        """What decides the results (not the batch size): a cached result is reused only for the same."""
+        return hashlib.sha256(self.model_dump_json(exclude={"batch_size"}).encode()).hexdigest()[:16]
+
 
 class CheckpointProbes(BaseModel):
     """Every probe result for one checkpoint."""
@@ -46,6 +51,7 @@ class CheckpointProbes(BaseModel):
     model_id: str
     dtype: str | None = None
     material: str = Field(description="digest of the probe files used")
+    settings: str = Field(default="", description="digest of the probe config used (ProbeConfig.digest)")
     perplexity: dict[str, GroupPerplexity] = Field(default_factory=dict, description="empty for API models")
     probes: dict[str, PillarProbe] = Field(default_factory=dict)
     answers: list[ProbeAnswer] = Field(default_factory=list)
@@ -67,7 +73,7 @@ def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | N
         return not languages or lang in languages
 
     result = CheckpointProbes(label=label, spec=spec, model_id=model.model_id, dtype=getattr(model, "dtype", None),
-                              material=material_digest(cfg.probe_dir))
+                              material=material_digest(cfg.probe_dir), settings=cfg.digest())
     hf_model, tokenizer = getattr(model, "model", None), getattr(model, "tokenizer", None)
     if hf_model is not None and tokenizer is not None:
         texts = [t for t in load_probe_texts(cfg.probe_dir) if keep(t.language)]
