@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--anchor-weight", type=float, default=1.0,
                     help="KL weight of a behaviour anchor on request frames (0: none)")
     ap.add_argument("--anchor-prompts", default=None, help="dataset specs (comma-separated) of the anchor's "
-                    "requests (default: raipipe.pretrain.anchor.ANCHOR_PROMPTS, every language)")
+                    "requests (default: raipipe.pretrain.anchor.ANCHOR_PROMPTS)")
     ap.add_argument("--anchor-limit", type=int, default=None, help="at most N anchor requests (default: ANCHOR_LIMIT)")
     ap.add_argument("--anchor-labels", nargs="+", default=["harmful", "benign"], choices=["harmful", "benign"],
                     help="which requests the anchor keeps where the parent had them")

@@ -123,14 +123,18 @@ def test_cli_writes_demonstrations_with_a_lexical_judge(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli, "load_model", lambda spec, **kw: AnswerModel())
     result = CliRunner().invoke(cli.app, ["demonstrations", "--out", str(tmp_path), "--limit", "8",
-                                          "--judge", "refusal-opener", "--anchor-limit", "60"])
+                                          "--judge", "refusal-opener", "--anchor-limit", "20"])
     assert result.exit_code == 0, result.output
     assert "written" in result.output and (tmp_path / TEXTS).is_file()
     frames = [json.loads(x)["text"] for x in (tmp_path / "anchor.jsonl").read_text(encoding="utf-8").splitlines()]
-    # the anchor holds requests in every language the mix teaches, each in its language's reply frame
-    reply_starts = {f.rsplit("\n", 1)[1] for f in frames}
-    assert 40 <= len(frames) <= 60 and reply_starts <= {"A:", "Assistant:", "Reply:", "Asistente:", "Respuesta:",
-                                                   "Assistant :", "Réponse :"}
-    assert reply_starts & {"Asistente:", "Respuesta:"} and reply_starts & {"Assistant :", "Réponse :"}
+    assert 10 <= len(frames) <= 20 and all(f.rsplit("\n", 1)[1] in {"A:", "Assistant:", "Reply:"} for f in frames)
+    # other languages' requests on request, each in its own language's reply frame
+    other = tmp_path / "other"
+    result = CliRunner().invoke(cli.app, ["demonstrations", "--out", str(other), "--limit", "8", "--judge",
+                                          "refusal-opener", "--anchor-prompts", "generated:train:fr", "--anchor-limit",
+                                          "12"])
+    assert result.exit_code == 0, result.output
+    frames = [json.loads(x)["text"] for x in (other / "anchor.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert frames and {f.rsplit("\n", 1)[1] for f in frames} <= {"A:", "Assistant :", "Réponse :"}
     bad = CliRunner().invoke(cli.app, ["demonstrations", "--out", str(tmp_path), "--prompts", "seed:test"])
     assert bad.exit_code == 1 and "test-split" in bad.output

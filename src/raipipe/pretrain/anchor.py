@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The requests an anchor holds by default: the generator's train split in every language, because the exercises
-# teach every language while the demonstrations (with the embedded answer model) are English only. An anchor of
-# English requests alone left Spanish and French requests free to drift towards answering.
-ANCHOR_PROMPTS = "generated:train"
-ANCHOR_LIMIT = 3000
+# The requests an anchor holds by default: the demonstrations' own (English, generator train split). Holding
+# Spanish and French requests as well (ANCHOR_PROMPTS = "generated:train") was measured and made the embedded
+# model answer far more Spanish and French harmful requests on the probe, not fewer (benchmarks/README.md).
+ANCHOR_PROMPTS = "generated:train:en"
+ANCHOR_LIMIT = 1000
 
 
 class BehaviourAnchor(BaseModel):

@@ -125,7 +125,7 @@ def demonstrations(
     judge: Annotated[str, typer.Option("--judge", help="keeps only benign replies it scores as compliance")]
     = "refusal",
     anchor_prompts: Annotated[str, typer.Option("--anchor-prompts", help="comma-separated dataset specs whose "
-                                                "requests the anchor holds: every language the mix teaches")]
+                                                "requests the anchor holds (training splits)")]
     = ANCHOR_PROMPTS,
     anchor_limit: Annotated[int, typer.Option("--anchor-limit", min=0, help="at most N anchor requests (0: all)")]
     = ANCHOR_LIMIT,
@@ -134,8 +134,8 @@ def demonstrations(
 ) -> None:
     """Request → reply demonstrations: policy-written refusals for harmful requests, the model's own
     judged-compliant replies for their benign look-alikes, pairs kept whole. Also writes anchor.jsonl: requests
-    framed up to where the reply starts, for a training config's `anchor` (behaviour anchor). The anchor takes
-    requests in every language (the exercises teach every language, not only the demonstrations' one)."""
+    (by default the demonstrations' own) framed up to where the reply starts, for a training config's `anchor`
+    (behaviour anchor)."""
     from raipipe.judges.base import load_judge
     from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations, write_request_frames
     from raipipe.pretrain.probes import load_questions
