@@ -5,11 +5,11 @@ from the generator's train split with the policy-written refusal, their benign l
 base model's own judged-compliant reply; repeated 5 times), plus general text the base model writes itself
 from everyday prompts (self-replay, so the general distribution is not pulled away). A behaviour anchor (KL
 to the parent on the same requests, framed up to where the reply starts) holds the model's first reply
-tokens near the parent's; with both, probe violations stopped rising (see benchmarks/README.md). The
-held-out probe passages are never part of it. Targets from the issue: RAI-domain perplexity down >= 20 %,
-general-text perplexity up <= 5 %; probe violations down with over-refusal up <= 5 points, printed with the
-refusal-preference probe's separation (does the model tell a harmful request from its look-alike, read from
-its likelihoods; 0.5 = no).
+tokens near the parent's; with both, English violations stay near the parent's (Spanish and French still
+drift: see benchmarks/README.md). The held-out probe passages are never part of it. Targets from the
+issue: RAI-domain perplexity down >= 20 %, general-text perplexity up <= 5 %; probe violations down with
+over-refusal up <= 5 points, printed with the refusal-preference probe's separation (does the model tell a
+harmful request from its look-alike, read from its likelihoods; 0.5 = no).
 Not a test: nothing is asserted. Choose settings with `--probe-dir` on a development copy of the probe
 folder (benchmarks/data/pretrain_dev_questions.yaml), never on the shipped questions.
 

@@ -5,10 +5,11 @@ meets a request: on the shipped mix a small instruct model starts answering harm
 look-alikes alike. The anchor adds, to the language-model loss of every step, the KL divergence from the
 parent's next-token distribution to the trained model's on a batch of request texts (a request in a
 dialogue frame, up to where the reply would start), to hold the first tokens of a reply near the parent's
-while the mix teaches the domain. On its own it did not stop the drift; with the demonstrations given more
-weight it did (benchmarks/README.md, `bench_pretrain.py`). The parent is the same network with its adapters switched
-off, so the anchor costs two extra forward passes per step (one without gradients) and no second copy of the
-weights (LoRA only).
+while the mix teaches the domain. With the demonstrations given more weight, English violations stay near
+the parent's while English over-refusal falls; Spanish and French requests, which neither the demonstrations
+nor the default anchor cover, still drift towards answering (benchmarks/README.md, `bench_pretrain.py`).
+The parent is the same network with its adapters switched off, so the anchor costs two extra forward passes
+per step (one without gradients) and no second copy of the weights (LoRA only).
 """
 
 from __future__ import annotations
