@@ -82,8 +82,9 @@ def main() -> None:
     ap.add_argument("--anchor-weight", type=float, default=1.0,
                     help="KL weight of a behaviour anchor on request frames (0: none)")
     ap.add_argument("--anchor-prompts", default=None, help="dataset specs (comma-separated) of the anchor's "
-                    "requests (default: raipipe.pretrain.anchor.ANCHOR_PROMPTS)")
-    ap.add_argument("--anchor-limit", type=int, default=None, help="at most N anchor requests (default: ANCHOR_LIMIT)")
+                    "requests (default: the demonstrations')")
+    ap.add_argument("--anchor-limit", type=int, default=None,
+                    help="at most N anchor requests (default: the demonstrations')")
     ap.add_argument("--anchor-labels", nargs="+", default=["harmful", "benign"], choices=["harmful", "benign"],
                     help="which requests the anchor keeps where the parent had them")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
@@ -126,11 +127,12 @@ def main() -> None:
     anchor = None
     if args.anchor_weight > 0:
         from raipipe.data.records import Label
-        from raipipe.pretrain.anchor import ANCHOR_LIMIT, ANCHOR_PROMPTS, BehaviourAnchor
+        from raipipe.pretrain.anchor import BehaviourAnchor
         from raipipe.pretrain.demonstrations import write_request_frames
 
-        anchor_cfg = demo_cfg.model_copy(update={"prompts": (args.anchor_prompts or ANCHOR_PROMPTS).split(","),
-                                                 "limit": args.anchor_limit or ANCHOR_LIMIT})
+        anchor_cfg = demo_cfg.model_copy(update={k: v for k, v in (
+            ("prompts", args.anchor_prompts.split(",") if args.anchor_prompts else None),
+            ("limit", args.anchor_limit)) if v is not None})
         n_anchor = write_request_frames(anchor_cfg, out / "anchor.jsonl", held_out,
                                         [Label(x) for x in args.anchor_labels])
         anchor = BehaviourAnchor(path=out / "anchor.jsonl", weight=args.anchor_weight)

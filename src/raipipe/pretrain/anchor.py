@@ -21,12 +21,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The requests an anchor holds by default: the demonstrations' own (English, generator train split). Holding
-# Spanish and French requests as well (ANCHOR_PROMPTS = "generated:train") was measured and made the embedded
-# model answer far more Spanish and French harmful requests on the probe, not fewer (benchmarks/README.md).
-ANCHOR_PROMPTS = "generated:train:en"
-ANCHOR_LIMIT = 1000
-
 
 class BehaviourAnchor(BaseModel):
     """Request texts whose next-token distribution stays the parent's, and how hard."""

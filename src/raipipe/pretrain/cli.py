@@ -12,7 +12,6 @@ from rich.table import Table
 
 from raipipe.models import load_model
 from raipipe.policy.loader import PolicyError, load_pack
-from raipipe.pretrain.anchor import ANCHOR_LIMIT, ANCHOR_PROMPTS
 from raipipe.pretrain.exercises import (
     ExerciseConfig,
     ExerciseKind,
@@ -124,11 +123,11 @@ def demonstrations(
     model: Annotated[str, typer.Option("--model", help="answer model for the benign replies")] = "embedded:smollm2",
     judge: Annotated[str, typer.Option("--judge", help="keeps only benign replies it scores as compliance")]
     = "refusal",
-    anchor_prompts: Annotated[str, typer.Option("--anchor-prompts", help="comma-separated dataset specs whose "
-                                                "requests the anchor holds (training splits)")]
-    = ANCHOR_PROMPTS,
-    anchor_limit: Annotated[int, typer.Option("--anchor-limit", min=0, help="at most N anchor requests (0: all)")]
-    = ANCHOR_LIMIT,
+    anchor_prompts: Annotated[str | None, typer.Option("--anchor-prompts", help="comma-separated dataset specs "
+                                                       "whose requests the anchor holds (default: --prompts)")]
+    = None,
+    anchor_limit: Annotated[int | None, typer.Option("--anchor-limit", min=0, help="at most N anchor requests "
+                                                     "(0: all; default: --limit)")] = None,
     with_probes: Annotated[bool, typer.Option("--hold-out-probes/--no-hold-out-probes",
                                               help="leave out pairs sharing text with the probe questions")] = True,
 ) -> None:
@@ -146,7 +145,8 @@ def demonstrations(
         held_out = [q.question for q in load_questions()] if with_probes else []
         manifest = build_demonstrations(cfg, out, lambda: load_model(cfg.answer_model, batch_size=cfg.batch_size),
                                         load_judge(cfg.judge), held_out=held_out)
-        anchor_cfg = cfg.model_copy(update={"prompts": _split(anchor_prompts), "limit": anchor_limit or None})
+        anchor_cfg = cfg.model_copy(update={"prompts": _split(anchor_prompts or prompts),
+                                            "limit": (limit if anchor_limit is None else anchor_limit) or None})
         n_frames = write_request_frames(anchor_cfg, out / "anchor.jsonl", held_out)
     except (KeyError, ValueError, OSError) as exc:
         raise _fail(exc) from exc

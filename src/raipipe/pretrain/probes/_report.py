@@ -103,13 +103,15 @@ def outcomes(cp: CheckpointProbes, label: str) -> dict[str, bool]:
     return {a.id: is_bad(a) for a in cp.answers if a.label == label and a.verdict != Verdict.UNSCOREABLE}
 
 
+_SIDES: tuple[tuple[str, Literal["violation", "over-refusal"]], ...] = (("harmful", "violation"),
+                                                                      ("benign", "over-refusal"))
+
+
 def paired_changes(checkpoints: list[CheckpointProbes]) -> list[PairedChange]:
     first = checkpoints[0]
     out: list[PairedChange] = []
     for cp in checkpoints[1:]:
-        sides: tuple[tuple[str, Literal["violation", "over-refusal"]], ...] = (("harmful", "violation"),
-                                                                             ("benign", "over-refusal"))
-        for label, metric in sides:
+        for label, metric in _SIDES:
             before, after = outcomes(first, label), outcomes(cp, label)
             if set(before) & set(after):
                 out.append(PairedChange(label=cp.label, metric=metric, test=mcnemar(before, after)))
