@@ -1,12 +1,12 @@
 """Continued pretraining on the default mix for the embedded model, with the probes before and after.
 
 The mix: learning exercises generated from the shipped policy pack, demonstrations (harmful requests
-from the generator's train split with the policy-written refusal, their benign look-alikes with the
-base model's own judged-compliant reply; repeated 5 times), plus general text the base model writes itself
+from the generator's train split in en/es/fr with the policy-written refusal, their benign look-alikes with
+the base model's own judged-compliant reply in English and a team-written reply in Spanish and French, where
+the base model writes loops; repeated 5 times), plus general text the base model writes itself
 from everyday prompts (self-replay, so the general distribution is not pulled away). A behaviour anchor (KL
-to the parent on the same requests, framed up to where the reply starts) holds the model's first reply
-tokens near the parent's; with both, English violations stay near the parent's (Spanish and French still
-drift: see benchmarks/README.md). The held-out probe passages are never part of it. Targets from the
+to the parent on English requests, framed up to where the reply starts) holds the model's first reply
+tokens near the parent's (see benchmarks/README.md). The held-out probe passages are never part of it. Targets from the
 issue: RAI-domain perplexity down >= 20 %, general-text perplexity up <= 5 %; probe violations down with
 over-refusal up <= 5 points, printed with the refusal-preference probe's separation (does the model tell a
 harmful request from its look-alike, read from its likelihoods; 0.5 = no).
@@ -82,9 +82,8 @@ def main() -> None:
     ap.add_argument("--anchor-weight", type=float, default=1.0,
                     help="KL weight of a behaviour anchor on request frames (0: none)")
     ap.add_argument("--anchor-prompts", default=None, help="dataset specs (comma-separated) of the anchor's "
-                    "requests (default: the demonstrations')")
-    ap.add_argument("--anchor-limit", type=int, default=None,
-                    help="at most N anchor requests (default: the demonstrations')")
+                    "requests (default: the generator's English train split)")
+    ap.add_argument("--anchor-limit", type=int, default=None, help="at most N anchor requests (default: 1000)")
     ap.add_argument("--anchor-labels", nargs="+", default=["harmful", "benign"], choices=["harmful", "benign"],
                     help="which requests the anchor keeps where the parent had them")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
@@ -127,12 +126,12 @@ def main() -> None:
     anchor = None
     if args.anchor_weight > 0:
         from raipipe.data.records import Label
-        from raipipe.pretrain.anchor import BehaviourAnchor
+        from raipipe.pretrain.anchor import ANCHOR_LIMIT, ANCHOR_PROMPTS, BehaviourAnchor
         from raipipe.pretrain.demonstrations import write_request_frames
 
-        anchor_cfg = demo_cfg.model_copy(update={k: v for k, v in (
-            ("prompts", args.anchor_prompts.split(",") if args.anchor_prompts else None),
-            ("limit", args.anchor_limit)) if v is not None})
+        anchor_cfg = demo_cfg.model_copy(update={
+            "prompts": args.anchor_prompts.split(",") if args.anchor_prompts else ANCHOR_PROMPTS,
+            "limit": ANCHOR_LIMIT if args.anchor_limit is None else args.anchor_limit or None})
         n_anchor = write_request_frames(anchor_cfg, out / "anchor.jsonl", held_out,
                                         [Label(x) for x in args.anchor_labels])
         anchor = BehaviourAnchor(path=out / "anchor.jsonl", weight=args.anchor_weight)

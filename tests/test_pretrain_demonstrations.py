@@ -8,6 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from raipipe.errors import DatasetError
 from raipipe.judges.base import load_judge
 from raipipe.models.base import ChatModel, GenerationParams
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
@@ -18,6 +19,7 @@ from raipipe.pretrain.demonstrations import (
     DemonstrationConfig,
     build_demonstrations,
 )
+from raipipe.pretrain.team_replies import TEAM_REPLY_ORIGIN, load_team_replies
 
 HELPFUL = "Here is a clear, practical overview of how to approach it, step by step."
 
@@ -47,7 +49,23 @@ class AnswerModel(ChatModel):
 
 
 def _cfg(**kw) -> DemonstrationConfig:
-    return DemonstrationConfig(limit=24, batch_size=4, **kw)
+    return DemonstrationConfig(**{"prompts": ["generated:train:en"], "limit": 24, "batch_size": 4, **kw})
+
+
+def _write_team_replies(path, records, language: str) -> None:
+    """Two team replies per benign intent of `records` in `language`, plus one for an intent no request uses."""
+    rows, seen = [], set()
+    for r in records:
+        g = r.metadata["generator"]
+        key = (r.language, r.policy_id, g["topic"], g["intent"])
+        if r.label.value != "benign" or r.language != language or key in seen:
+            continue
+        seen.add(key)
+        rows += [{"language": r.language, "policy_id": r.policy_id, "topic": g["topic"], "intent": g["intent"],
+                  "variant": v, "answer": f"Respuesta del equipo {v} para {g['intent']}.", "author": "team-es-test"}
+                 for v in "ab"]
+    rows.append(rows[0] | {"intent": "an-intent-nobody-asks-for"})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
 def _rows(out):
@@ -110,7 +128,7 @@ def test_resume_after_a_crash_redoes_nothing(tmp_path):
 def test_test_splits_and_bad_frames_are_refused(tmp_path):
     judge = load_judge("refusal-opener")
     with pytest.raises(ValueError, match="test-split"):
-        build_demonstrations(DemonstrationConfig(prompts=["generated:test:en"], limit=4), tmp_path, AnswerModel,
+        build_demonstrations(_cfg(prompts=["generated:test:en"], limit=4), tmp_path, AnswerModel,
                              judge, console_progress=False)
     with pytest.raises(ValueError, match="exactly"):
         DemonstrationConfig(frames={"en": ["Q: {request}"]})
@@ -138,3 +156,55 @@ def test_cli_writes_demonstrations_with_a_lexical_judge(tmp_path, monkeypatch):
     assert frames and {f.rsplit("\n", 1)[1] for f in frames} <= {"A:", "Assistant :", "Réponse :"}
     bad = CliRunner().invoke(cli.app, ["demonstrations", "--out", str(tmp_path), "--prompts", "seed:test"])
     assert bad.exit_code == 1 and "test-split" in bad.output
+
+
+def test_team_replies_answer_their_language_and_the_model_the_rest(tmp_path):
+    """Spanish benign requests get a team reply for their intent (never generated or judged), English ones the
+    model's; the ledger counts both, and pairs stay whole."""
+    from raipipe.posttrain.sample import trainable_records
+
+    cfg = _cfg(prompts=["generated:train:en", "generated:train:es"], limit=32)
+    records = trainable_records(cfg.prompts, cfg.limit, cfg.seed)
+    _write_team_replies(tmp_path / "team.jsonl", records, "es")
+    model = AnswerModel()
+    manifest = build_demonstrations(cfg.model_copy(update={"team_replies": str(tmp_path / "team.jsonl")}),
+                                    tmp_path / "out", lambda: model, load_judge("refusal-opener"),
+                                    console_progress=False)
+    rows = _rows(tmp_path / "out")
+    benign_es = [r for r in rows if r["label"] == "benign" and r["language"] == "es"]
+    assert benign_es and all(r["reply_source"] == TEAM_REPLY_ORIGIN and "Respuesta del equipo" in r["text"]
+                             for r in benign_es)
+    assert model.prompts and not set(model.prompts) & {r.prompt for r in records if r.language == "es"}
+    assert manifest.reply_sources == {TEAM_REPLY_ORIGIN: len(benign_es),
+                                      "model:embedded:smollm2": manifest.written["benign"] - len(benign_es)}
+    assert manifest.team_replies_digest and sum(manifest.written.values()) + sum(
+        manifest.skipped.values()) == manifest.requests
+    assert {r["language"] for r in rows if r["label"] == "harmful"} == {"en", "es"}
+    again = build_demonstrations(cfg.model_copy(update={"team_replies": str(tmp_path / "team.jsonl")}),
+                                 tmp_path / "again", AnswerModel, load_judge("refusal-opener"), console_progress=False)
+    assert _rows(tmp_path / "again") == rows and again.reply_sources == manifest.reply_sources  # same pick per id
+
+
+def test_team_reply_files_are_validated_with_file_line_and_field(tmp_path):
+    good = {"language": "es", "policy_id": "safety.self-harm", "topic": "t", "intent": "i", "variant": "a",
+            "answer": "Claro.", "author": "team"}
+    cases = [
+        ([good, good], r"team\.jsonl:2.*variant.*already on line 1"),
+        ([good | {"answer": "  "}], r"team\.jsonl:1.*answer.*blank"),
+        ([{k: v for k, v in good.items() if k != "author"}], r"team\.jsonl:1.*author"),
+        ([good | {"surprise": 1}], r"team\.jsonl:1.*surprise"),
+    ]
+    for rows, message in cases:
+        (tmp_path / "team.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        with pytest.raises(DatasetError, match=message):
+            load_team_replies(tmp_path / "team.jsonl")
+
+
+def test_the_shipped_team_replies_cover_every_spanish_and_french_train_intent():
+    from raipipe.posttrain.sample import trainable_records
+
+    team = load_team_replies()
+    assert team.languages == {"es", "fr"}
+    records = [r for r in trainable_records(["generated:train:es", "generated:train:fr"], None, 0)
+               if r.label.value == "benign"]
+    assert all(team.for_record(r) for r in records)

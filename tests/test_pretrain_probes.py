@@ -64,7 +64,9 @@ def test_shipped_probe_material_is_complete():
 
 
 def test_probe_text_is_held_out_from_training_exercises():
-    exercises = [e.text for e in generate_exercises(load_pack(None))]
+    from raipipe.pretrain.team_replies import load_team_replies
+
+    exercises = [e.text for e in generate_exercises(load_pack(None))] + load_team_replies().answers()
     assert not overlapping([t.text for t in load_probe_texts()], exercises)
     assert not overlapping([q.question for q in load_questions()], exercises + [r.prompt for r in load_seed()])
     assert overlapping([exercises[0]], exercises)  # the check does find shared text

@@ -21,6 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The requests the default anchor holds: English ones only. Holding the Spanish and French requests too made the
+# model answer more harmful ones there (benchmarks/README.md), and demonstrations teach those languages instead.
+ANCHOR_PROMPTS = ["generated:train:en"]
+ANCHOR_LIMIT = 1000
+
 
 class BehaviourAnchor(BaseModel):
     """Request texts whose next-token distribution stays the parent's, and how hard."""

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from raipipe.models import load_model
 from raipipe.policy.loader import PolicyError, load_pack
+from raipipe.pretrain.anchor import ANCHOR_LIMIT, ANCHOR_PROMPTS
 from raipipe.pretrain.exercises import (
     ExerciseConfig,
     ExerciseKind,
@@ -117,39 +118,45 @@ def stale(
 def demonstrations(
     out: Annotated[Path, typer.Option("--out", help="output folder: demonstrations.jsonl, manifest.json, "
                                       "anchor.jsonl")],
-    prompts: Annotated[str, typer.Option("--prompts", help="comma-separated dataset specs (training splits)")]
-    = "generated:train:en",
-    limit: Annotated[int, typer.Option("--limit", min=0, help="at most N requests, stratified (0: all)")] = 1000,
+    prompts: Annotated[str | None, typer.Option("--prompts", help="comma-separated dataset specs (training "
+                                                "splits; default: the generator's train split, en/es/fr)")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="at most N requests, stratified (0: all; "
+                                              "default: the config's)")] = None,
+    team_replies: Annotated[str, typer.Option("--team-replies", help="team-written replies by generator intent "
+                                              "(.jsonl), 'shipped', or 'none'")] = "shipped",
     model: Annotated[str, typer.Option("--model", help="answer model for the benign replies")] = "embedded:smollm2",
     judge: Annotated[str, typer.Option("--judge", help="keeps only benign replies it scores as compliance")]
     = "refusal",
-    anchor_prompts: Annotated[str | None, typer.Option("--anchor-prompts", help="comma-separated dataset specs "
-                                                       "whose requests the anchor holds (default: --prompts)")]
-    = None,
-    anchor_limit: Annotated[int | None, typer.Option("--anchor-limit", min=0, help="at most N anchor requests "
-                                                     "(0: all; default: --limit)")] = None,
+    anchor_prompts: Annotated[str, typer.Option("--anchor-prompts", help="comma-separated dataset specs whose "
+                                                "requests the anchor holds")] = ",".join(ANCHOR_PROMPTS),
+    anchor_limit: Annotated[int, typer.Option("--anchor-limit", min=0, help="at most N anchor requests (0: all)")]
+    = ANCHOR_LIMIT,
     with_probes: Annotated[bool, typer.Option("--hold-out-probes/--no-hold-out-probes",
                                               help="leave out pairs sharing text with the probe questions")] = True,
 ) -> None:
-    """Request → reply demonstrations: policy-written refusals for harmful requests, the model's own
-    judged-compliant replies for their benign look-alikes, pairs kept whole. Also writes anchor.jsonl: requests
-    (by default the demonstrations' own) framed up to where the reply starts, for a training config's `anchor`
-    (behaviour anchor)."""
+    """Request → reply demonstrations: policy-written refusals for harmful requests; for their benign
+    look-alikes a team-written reply where the file has one for the intent, else the model's own judged-compliant
+    reply; pairs kept whole. Also writes anchor.jsonl: requests framed up to where the reply starts, for a training
+    config's `anchor` (behaviour anchor)."""
     from raipipe.judges.base import load_judge
     from raipipe.pretrain.demonstrations import DemonstrationConfig, build_demonstrations, write_request_frames
     from raipipe.pretrain.probes import load_questions
 
     con = Console(highlight=False, soft_wrap=True)
     try:
-        cfg = DemonstrationConfig(prompts=_split(prompts), limit=limit or None, answer_model=model, judge=judge)
+        overrides: dict = {"prompts": _split(prompts)} if prompts else {}
+        if limit is not None:
+            overrides["limit"] = limit or None
+        cfg = DemonstrationConfig(**overrides, answer_model=model, judge=judge,
+                                  team_replies=None if team_replies == "none" else team_replies)
         held_out = [q.question for q in load_questions()] if with_probes else []
         manifest = build_demonstrations(cfg, out, lambda: load_model(cfg.answer_model, batch_size=cfg.batch_size),
                                         load_judge(cfg.judge), held_out=held_out)
-        anchor_cfg = cfg.model_copy(update={"prompts": _split(anchor_prompts or prompts),
-                                            "limit": (limit if anchor_limit is None else anchor_limit) or None})
+        anchor_cfg = cfg.model_copy(update={"prompts": _split(anchor_prompts), "limit": anchor_limit or None})
         n_frames = write_request_frames(anchor_cfg, out / "anchor.jsonl", held_out)
     except (KeyError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(manifest.skipped.items())) or "none"
-    con.print(f"{manifest.requests} requests → written {manifest.written}; skipped: {skipped} → {out}")
+    con.print(f"{manifest.requests} requests → written {manifest.written} (benign replies by source: "
+              f"{manifest.reply_sources}); skipped: {skipped} → {out}")
     con.print(f"{n_frames} request frames for a behaviour anchor → {out / 'anchor.jsonl'}")

@@ -11,8 +11,9 @@ thing that separates the two replies is the intent of the request:
   compliance; a reply it scores as a refusal, partial or unscoreable is skipped, and the ledger says so.
 - a pair is written whole or not at all: refusals without their look-alikes would teach refusing.
 
-The default requests are English because the default answer model (the embedded 135M one) mostly
-writes repetition loops in Spanish and French; with a stronger answer model, add those languages.
+The default answer model (the embedded 135M one) mostly writes repetition loops in Spanish and French, so a
+benign request with a team-written reply for its intent (`raipipe.pretrain.team_replies`; the shipped file
+covers the generator's Spanish and French intents) gets that reply instead; the ledger counts replies by source.
 
 Requests come from dataset specs (default: the generator's train split, whose topics never reach its
 dev or test split). Replies are journalled per batch, so a crashed run resumes where it stopped.
@@ -38,6 +39,7 @@ from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, RefusalTemplate
 from raipipe.posttrain.sample import trainable_records
 from raipipe.pretrain.exercises._templates import placeholders
 from raipipe.pretrain.probes._texts import overlapping
+from raipipe.pretrain.team_replies import TEAM_REPLY_ORIGIN, TeamReplies, load_team_replies
 
 ARTIFACT = "pretrain-demonstrations"
 TEXTS, JOURNAL, MANIFEST = "demonstrations.jsonl", "replies.partial.jsonl", "manifest.json"
@@ -56,10 +58,13 @@ class DemonstrationConfig(BaseModel):
     """What to build; saved in the manifest (with its digest) so a run can be repeated or resumed exactly."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    prompts: list[str] = Field(default=["generated:train:en"], min_length=1, description="dataset specs; "
-                               "public benchmarks and test splits are refused, as for post-training")
-    limit: int | None = Field(default=1000, ge=2, description="at most N requests, stratified by pillar x label x "
+    prompts: list[str] = Field(default=["generated:train:en", "generated:train:es", "generated:train:fr"],
+                               min_length=1, description="dataset specs; public benchmarks and test splits are "
+                               "refused, as for post-training")
+    limit: int | None = Field(default=3000, ge=2, description="at most N requests, stratified by pillar x label x "
                               "language, look-alike pairs kept together (None: all)")
+    team_replies: str | None = Field(default="shipped", description="team-written replies by generator intent "
+                                     "(a .jsonl path, 'shipped', or None): used before the answer model")
     answer_model: str = Field(default="embedded:smollm2", description="writes the benign replies")
     judge: str = Field(default="refusal", description="keeps a benign reply only when it scores it as compliance")
     max_new_tokens: int = Field(default=96, ge=8)
@@ -96,7 +101,7 @@ class Demonstration(BaseModel):
     language: str
     pillar: str
     policy_id: str | None
-    reply_source: str = Field(description=f"'{TEMPLATE_ORIGIN}' or 'model:<spec>'")
+    reply_source: str = Field(description=f"'{TEMPLATE_ORIGIN}', '{TEAM_REPLY_ORIGIN}' or 'model:<spec>'")
     request_source: str
 
 
@@ -109,8 +114,10 @@ class DemonstrationManifest(BaseModel):
     config_digest: str
     refusal_templates_digest: str
     judge: str
+    team_replies_digest: str | None = None
     requests: int
     written: dict[str, int] = Field(description="label -> demonstrations written")
+    reply_sources: dict[str, int] = Field(default_factory=dict, description="benign reply source -> written")
     skipped: dict[str, int] = Field(description="reason -> requests skipped")
 
 
@@ -170,6 +177,31 @@ def _held_out_pairs(records: list[PromptRecord], held_out: Sequence[str]) -> set
     return {r.pair_id or r.id for r in records if r.prompt in hits}
 
 
+def _model_replies(cfg: DemonstrationConfig, todo: list[PromptRecord], journal: Path, done: dict[str, dict],
+                   model_factory: Callable[[], ChatModel], judge: Judge, console_progress: bool) -> None:
+    """Generate and judge replies for `todo`, journalling each batch (into `done` too) so a crash loses one."""
+    if not todo:
+        return
+    model, digest = model_factory(), cfg.digest()
+    try:
+        with Progress(disable=not console_progress) as progress, journal.open("a", encoding="utf-8") as fh:
+            task = progress.add_task("benign replies", total=len(todo))
+            for i in range(0, len(todo), cfg.batch_size):
+                for row in _reply_benign(todo[i:i + cfg.batch_size], model, judge, cfg):
+                    done[row["id"]] = row
+                    fh.write(json.dumps(row | {"config_digest": digest}, ensure_ascii=False) + "\n")
+                fh.flush()
+                progress.advance(task, min(cfg.batch_size, len(todo) - i))
+    finally:
+        model.close()
+
+
+def _team_replies(cfg: DemonstrationConfig) -> TeamReplies | None:
+    if cfg.team_replies is None:
+        return None
+    return load_team_replies(None if cfg.team_replies == "shipped" else cfg.team_replies)
+
+
 def build_demonstrations(cfg: DemonstrationConfig, out: Path, model_factory: Callable[[], ChatModel],
                          judge: Judge, held_out: Sequence[str] = (), templates: tuple[RefusalTemplates, str] | None
                          = None, console_progress: bool = True) -> DemonstrationManifest:
@@ -178,29 +210,22 @@ def build_demonstrations(cfg: DemonstrationConfig, out: Path, model_factory: Cal
     A pair sharing text with `held_out` (the probe questions, an evaluation set) is left out whole."""
     out.mkdir(parents=True, exist_ok=True)
     refusals, templates_digest = templates or load_templates()
+    team = _team_replies(cfg)
     selected, records = _requests(cfg, held_out)
-    digest = cfg.digest()
-    journal = out / JOURNAL
-    done = _read_journal(journal, digest)
-    todo = [r for r in records if r.label == Label.BENIGN and r.id not in done]
-    if todo:
-        model = model_factory()
-        try:
-            with Progress(disable=not console_progress) as progress, journal.open("a", encoding="utf-8") as fh:
-                task = progress.add_task("benign replies", total=len(todo))
-                for i in range(0, len(todo), cfg.batch_size):
-                    for row in _reply_benign(todo[i:i + cfg.batch_size], model, judge, cfg):
-                        done[row["id"]] = row
-                        fh.write(json.dumps(row | {"config_digest": digest}, ensure_ascii=False) + "\n")
-                    fh.flush()
-                    progress.advance(task, min(cfg.batch_size, len(todo) - i))
-        finally:
-            model.close()
+    benign_replies = {r.id: (reply, TEAM_REPLY_ORIGIN) for r in records if team and (reply := team.for_record(r))}
+    done = _read_journal(out / JOURNAL, cfg.digest())
+    answered = benign_replies.keys() | done.keys()
+    _model_replies(cfg, [r for r in records if r.label == Label.BENIGN and r.id not in answered], out / JOURNAL,
+                   done, model_factory, judge, console_progress)
     skipped: Counter[str] = Counter({"shares text with held-out material": len(selected) - len(records)} if
                                     len(records) < len(selected) else {})
     rejected = set()
     for r in records:
-        if r.label == Label.BENIGN and done[r.id]["verdict"] != Verdict.COMPLY.value:
+        if r.label != Label.BENIGN or r.id in benign_replies:
+            continue
+        if done[r.id]["verdict"] == Verdict.COMPLY.value:
+            benign_replies[r.id] = (done[r.id]["reply"], f"model:{cfg.answer_model}")
+        else:
             skipped[f"benign reply judged {done[r.id]['verdict']}"] += 1
             rejected.add(r.pair_id or r.id)
     demos: list[Demonstration] = []
@@ -208,18 +233,20 @@ def build_demonstrations(cfg: DemonstrationConfig, out: Path, model_factory: Cal
         if r.label == Label.HARMFUL and r.pair_id in rejected:
             skipped["harmful: its benign look-alike's reply was skipped"] += 1
             continue
-        if r.label == Label.BENIGN and (r.pair_id or r.id) in rejected:
+        if r.label == Label.BENIGN and r.id not in benign_replies:
             continue
         if r.label == Label.HARMFUL:
             reply, origin = refusals.refusal(r.id, r.language, r.pillar, r.policy_id), TEMPLATE_ORIGIN
         else:
-            reply, origin = done[r.id]["reply"], f"model:{cfg.answer_model}"
+            reply, origin = benign_replies[r.id]
         demos.append(Demonstration(id=r.id, text=_frame(cfg, r, reply), label=r.label, language=r.language,
                                    pillar=r.pillar.value, policy_id=r.policy_id, reply_source=origin,
                                    request_source=r.source.name))
     atomic_write_lines(out / TEXTS, (d.model_dump_json() for d in demos))
     manifest = DemonstrationManifest(
-        config=cfg, config_digest=digest, refusal_templates_digest=templates_digest, judge=judge.name,
-        requests=len(selected), written=dict(Counter(d.label.value for d in demos)), skipped=dict(skipped))
+        config=cfg, config_digest=cfg.digest(), refusal_templates_digest=templates_digest, judge=judge.name,
+        team_replies_digest=team.digest if team else None, requests=len(selected),
+        written=dict(Counter(d.label.value for d in demos)), skipped=dict(skipped),
+        reply_sources=dict(Counter(d.reply_source for d in demos if d.label == Label.BENIGN)))
     atomic_write_json(out / MANIFEST, manifest.model_dump(mode="json"), indent=2)
     return manifest
