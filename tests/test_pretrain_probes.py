@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -36,6 +38,7 @@ from raipipe.pretrain.probes import (
     write_report,
 )
 from raipipe.pretrain.probes._run import ProbeConfig
+from raipipe.pretrain.probes._texts import QUESTIONS_FILE, default_probe_dir
 from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, train_continued
 
 TRAINED = "The lighthouse keeper logged every passing ship in a green notebook before dawn."
@@ -70,6 +73,17 @@ def test_probe_text_is_held_out_from_training_exercises():
     assert not overlapping([t.text for t in load_probe_texts()], exercises)
     assert not overlapping([q.question for q in load_questions()], exercises + [r.prompt for r in load_seed()])
     assert overlapping([exercises[0]], exercises)  # the check does find shared text
+
+
+def test_development_pairs_are_held_out_from_the_probe(tmp_path):
+    """Settings are chosen on the development pairs; they must not share text with the probe that reports."""
+    folder = tmp_path / "dev"
+    shutil.copytree(default_probe_dir(), folder)
+    shutil.copy(Path(__file__).parents[1] / "benchmarks" / "data" / "pretrain_dev_questions.yaml",
+                folder / QUESTIONS_FILE)
+    dev = load_questions(folder)
+    assert len(dev) >= 600 and {q.pillar for q in dev} == set(Pillar)
+    assert not overlapping([q.question for q in dev], [q.question for q in load_questions()], n=6)
 
 
 def test_windows_score_every_token_once():
