@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from raipipe.data.records import PromptRecord, SourceKind
 from raipipe.errors import DatasetError, TrainingDataError  # defined there, imported from here too
@@ -59,6 +59,26 @@ def validation_message(exc: ValidationError) -> tuple[str, str]:
     field_path = ".".join(str(p) for p in err["loc"]) or "<root>"
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return field_path, err["msg"] + extra
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_models(path: Path, model: type[ModelT], text_field: str, what: str) -> list[tuple[int | None, ModelT]]:
+    """Rows of a team-written file validated as `model`; a bad row, a blank `text_field` or an empty file is a
+    DatasetError naming the file, line and field (`what` names the rows in that last message)."""
+    out: list[tuple[int | None, ModelT]] = []
+    for line, row in read_rows(path):
+        try:
+            item = model.model_validate(row)
+        except ValidationError as exc:
+            raise DatasetError(path, line, *validation_message(exc)) from exc
+        if not str(getattr(item, text_field)).strip():
+            raise DatasetError(path, line, text_field, "is blank")
+        out.append((line, item))
+    if not out:
+        raise DatasetError(path, None, None, f"no {what} in the file")
+    return out
 
 
 def _split_lines(data: bytes) -> list[bytes]:

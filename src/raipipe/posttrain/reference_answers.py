@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from raipipe.data.io import read_rows, validation_message
+from raipipe.data.io import read_models
 from raipipe.data.records import Label, PromptRecord
 from raipipe.errors import DatasetError
 
@@ -74,17 +74,9 @@ def load_reference_answers(path: Path | str | None = None) -> ReferenceAnswers:
     if p.suffix.lower() != ".jsonl":
         raise DatasetError(p, None, None, "reference answers must be a .jsonl file")
     answers: dict[str, tuple[int | None, ReferenceAnswer]] = {}
-    for line, row in read_rows(p):
-        try:
-            ref = ReferenceAnswer.model_validate(row)
-        except ValidationError as exc:
-            raise DatasetError(p, line, *validation_message(exc)) from exc
-        if not ref.answer.strip():
-            raise DatasetError(p, line, "answer", "is blank")
+    for line, ref in read_models(p, ReferenceAnswer, "answer", "reference answers"):
         if ref.record_id in answers:
             raise DatasetError(p, line, "record_id",
                                f"{ref.record_id} already has an answer (line {answers[ref.record_id][0]})")
         answers[ref.record_id] = (line, ref)
-    if not answers:
-        raise DatasetError(p, None, None, "no reference answers in the file")
     return ReferenceAnswers(p, answers, hashlib.sha256(p.read_bytes()).hexdigest()[:16])

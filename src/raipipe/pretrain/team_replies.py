@@ -18,9 +18,9 @@ import hashlib
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from raipipe.data.io import read_rows, validation_message
+from raipipe.data.io import read_models
 from raipipe.data.records import Label, PromptRecord
 from raipipe.errors import DatasetError
 
@@ -86,19 +86,11 @@ def load_team_replies(path: Path | str | None = None) -> TeamReplies:
     p = Path(path) if path is not None else default_team_replies_path()
     replies: dict[Key, list[TeamReply]] = {}
     seen: dict[tuple[Key, str], int | None] = {}
-    for line, row in read_rows(p):
-        try:
-            reply = TeamReply.model_validate(row)
-        except ValidationError as exc:
-            raise DatasetError(p, line, *validation_message(exc)) from exc
-        if not reply.answer.strip():
-            raise DatasetError(p, line, "answer", "is blank")
+    for line, reply in read_models(p, TeamReply, "answer", "team replies"):
         key = _key(reply.language, reply.policy_id, reply.topic, reply.intent)
         if (key, reply.variant) in seen:
             raise DatasetError(p, line, "variant", f"{reply.variant!r} of {'/'.join(key)} is already on line "
                                f"{seen[(key, reply.variant)]}")
         seen[(key, reply.variant)] = line
         replies.setdefault(key, []).append(reply)
-    if not replies:
-        raise DatasetError(p, None, None, "no team replies in the file")
     return TeamReplies(p, replies, hashlib.sha256(p.read_bytes()).hexdigest()[:16])
