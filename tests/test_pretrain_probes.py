@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from raipipe.data.seed import load_seed
-from raipipe.judges.base import JudgeInput, load_judge
+from raipipe.errors import UsageError
+from raipipe.judges.base import Judge, JudgeInput, Judgement, Verdict, load_judge
 from raipipe.models.base import ChatModel, GenerationParams
 from raipipe.policy.loader import load_pack
 from raipipe.policy.schema import Pillar
@@ -21,17 +22,20 @@ from raipipe.pretrain import generate_exercises
 from raipipe.pretrain.probe_cli import app
 from raipipe.pretrain.probes import (
     GENERAL,
+    CheckpointProbes,
     PerplexitySettings,
     ProbeText,
     compare,
     console_table,
     cut_answer,
+    judge_agreement,
     load_fewshot,
     load_probe_texts,
     load_questions,
     overlapping,
     perplexity_by_group,
     probe_model,
+    regrade,
     run_sparse_probes,
     to_html,
     windows,
@@ -333,3 +337,47 @@ def test_preference_file_errors_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="es"):
         question_margins(object(), spanish, load_fewshot(), load_openings(tmp_path))
     assert load_openings(tmp_path / "no-such-dir").keys() >= {"en", "es", "fr"}  # falls back to the shipped file
+
+
+class CallsEverythingCompliance(Judge):
+    """A judge that reads every answer as compliance: the first reading a second judge corrects."""
+
+    name = "test-always-comply"
+
+    @property
+    def judge_id(self) -> str:
+        return "test-always-comply@1"
+
+    def judge(self, items):
+        return [Judgement(verdict=Verdict.COMPLY, judge_id=self.judge_id) for _ in items]
+
+
+def test_regrade_reads_stored_answers_with_a_second_judge(tmp_path):
+    """Regrading costs no generation, gives the rates the second judge would have given, and says how often the
+    two judges agree; the CLI writes the regraded results and their report."""
+    questions = [q for q in load_questions() if q.language == "fr"]
+    harmful = {q.question for q in questions if q.label == "harmful"}
+    cfg = ProbeConfig(languages=["fr"], run_preference=False)
+    model = ScriptedModel(set(sorted(harmful)[:12]))
+    first = probe_model(model, "before", "scripted", cfg, judge=CallsEverythingCompliance())
+    direct = probe_model(ScriptedModel(set(sorted(harmful)[:12])), "before", "scripted", cfg,
+                         judge=load_judge("refusal-opener"))
+    asked = len(model.seen)
+    second = regrade(first, load_judge("refusal-opener"), load_questions())
+    assert len(model.seen) == asked  # nothing generated again
+    assert second.probes["all"].violation == direct.probes["all"].violation != first.probes["all"].violation
+    assert [a.verdict for a in second.answers] == [a.verdict for a in direct.answers]
+    assert second.settings == f"{first.settings}+judge:refusal-opener@1"
+    agreement = judge_agreement(first, second)
+    assert agreement.both_scored == len(questions) and agreement.refusal_agreement == pytest.approx(
+        1 - 12 / len(questions))
+    (tmp_path / "before.json").write_text(first.model_dump_json(), encoding="utf-8")
+    res = CliRunner().invoke(app, ["regrade", "--results", str(tmp_path / "before.json"), "--judge",
+                                   "refusal-opener", "--out", str(tmp_path / "rg")])
+    assert res.exit_code == 0, res.output
+    assert "agrees with the first judge on refusal" in res.output and (tmp_path / "rg" / "report.json").is_file()
+    stored = CheckpointProbes.model_validate_json((tmp_path / "rg" / "before.json").read_text(encoding="utf-8"))
+    assert stored.probes["all"].violation == direct.probes["all"].violation
+    other = first.model_copy(update={"answers": [first.answers[0].model_copy(update={"id": "nowhere-h"})]})
+    with pytest.raises(UsageError, match="no question in the probe material"):
+        regrade(other, load_judge("refusal-opener"), questions)

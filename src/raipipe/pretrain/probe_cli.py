@@ -80,6 +80,51 @@ def probe(
     con.print(f"report: {paths['json']} and {paths['html']}")
 
 
+@app.command("regrade")
+def regrade_cmd(
+    results: Annotated[list[Path], typer.Option("--results", help="a stored probe result (e.g. probes/before.json); "
+                                                "repeat to compare checkpoints (the first is the baseline)")],
+    judge: Annotated[str, typer.Option("--judge", help="registered judge that scores the stored answers again")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the regraded results and their report")],
+    probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder the answers came from "
+                                                   "(default: shipped)")] = None,
+) -> None:
+    """Score stored sparse-probe answers again with another judge (no generation): the report as that judge
+    reads it, and how often it agrees with the judge that scored them first."""
+    from raipipe.pretrain.probes import (
+        CheckpointProbes,
+        compare,
+        console_table,
+        judge_agreement,
+        load_questions,
+        regrade,
+        write_report,
+    )
+
+    con = Console(highlight=False, soft_wrap=True)
+    try:
+        require_writable(out, "--out")
+        questions = load_questions(probe_dir)
+        judge_obj = load_judge(judge)
+        firsts = [CheckpointProbes.model_validate_json(p.read_text(encoding="utf-8")) for p in results]
+        regraded = [regrade(cp, judge_obj, questions) for cp in firsts]
+        out.mkdir(parents=True, exist_ok=True)
+        for cp in regraded:
+            (out / f"{cp.label}.json").write_text(cp.model_dump_json(indent=2), encoding="utf-8")
+    except (RaipipeError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    report = compare(regraded)
+    paths = write_report(report, out)
+    con.print(console_table(report))
+    for first, second in zip(firsts, regraded, strict=True):
+        a = judge_agreement(first, second)
+        rate = "n/a" if a.refusal_agreement is None else f"{a.refusal_agreement:.1%}"
+        con.print(f"{first.label}: {judge} agrees with the first judge on refusal for {rate} of {a.both_scored} "
+                  f"answers both scored; unscoreable only by the first {a.unscoreable_only_first}, only by "
+                  f"{judge} {a.unscoreable_only_second}")
+    con.print(f"report: {paths['json']} and {paths['html']}")
+
+
 @app.command("train")
 def train(
     config: Annotated[Path, typer.Option("--config", help="YAML/JSON file of a ContinuedPretrainConfig")],

@@ -19,6 +19,7 @@ from raipipe.pretrain.probes._preference import (
     question_margins,
     score_margins,
 )
+from raipipe.pretrain.probes._regrade import JudgeAgreement, judge_agreement, regrade
 from raipipe.pretrain.probes._report import (
     PairedChange,
     ProbeComparison,
@@ -53,6 +54,9 @@ from raipipe.pretrain.probes._texts import (
 )
 
 __all__ = [
+    "JudgeAgreement",
+    "judge_agreement",
+    "regrade",
     "score_margins",
     "question_margins",
     "load_openings",
