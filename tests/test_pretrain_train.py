@@ -77,6 +77,27 @@ def test_mix_weights_and_packing(tmp_path, smollm):
     assert len(single) == 1 and len(single[0]) == 16
 
 
+def test_a_source_can_keep_only_some_languages(tmp_path):
+    """One demonstrations file, a weight per language: English rows repeated, the others once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"text": f"{lang} {i}", "language": lang} for lang in ("en", "es", "fr") for i in range(4)]
+    demos = tmp_path / "demos.jsonl"
+    demos.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mix = load_mix([DataSource(path=demos, weight=3, languages=["en"]),
+                    DataSource(path=demos, languages=["es", "fr"])])
+    assert sorted(t.split()[0] for t in mix) == ["en"] * 12 + ["es"] * 4 + ["fr"] * 4
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "demos.parquet")
+    assert sorted(load_mix([DataSource(path=tmp_path / "demos.parquet", languages=["fr"])])) == [
+        f"fr {i}" for i in range(4)]
+    unlabelled = tmp_path / "plain.jsonl"
+    unlabelled.write_text(json.dumps({"text": "no language here"}) + "\n")
+    with pytest.raises(DatasetError) as err:
+        load_mix([DataSource(path=unlabelled, languages=["en"])])
+    assert (err.value.line, err.value.field) == (1, "language")
+
+
 def test_bad_corpus_and_config_name_where(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"txt": "oops"}) + "\n")

@@ -54,6 +54,9 @@ class DataSource(BaseModel):
     text_field: str = Field(default="text", description="column holding the training text")
     weight: float = Field(default=1.0, gt=0, description="share of this source's rows used: 0.5 samples half, "
                           "2 repeats every row twice (seeded)")
+    languages: list[str] | None = Field(default=None, min_length=1, description="keep only rows whose `language` "
+                                        "column is one of these, so one file can enter the mix with a weight per "
+                                        "language (default: every row)")
 
 
 class ContinuedPretrainConfig(BaseModel):
@@ -126,14 +129,17 @@ def _files(path: Path) -> list[Path]:
     return found
 
 
-def _read_texts(path: Path, field: str) -> list[str]:
+def _read_texts(path: Path, field: str, languages: list[str] | None = None) -> list[str]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-        if field not in table.column_names:
-            raise DatasetError(path, None, field, f"column missing (columns: {table.column_names})")
-        return [t for t in table.column(field).to_pylist() if isinstance(t, str) and t.strip()]
+        for column in (field, *(["language"] if languages else [])):
+            if column not in table.column_names:
+                raise DatasetError(path, None, column, f"column missing (columns: {table.column_names})")
+        langs = table.column("language").to_pylist() if languages else [None] * table.num_rows
+        return [t for t, lang in zip(table.column(field).to_pylist(), langs, strict=True)
+                if isinstance(t, str) and t.strip() and (not languages or lang in languages)]
     texts = []
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):
@@ -146,6 +152,11 @@ def _read_texts(path: Path, field: str) -> list[str]:
             text = row.get(field) if isinstance(row, dict) else None
             if not isinstance(text, str) or not text.strip():
                 raise DatasetError(path, line_no, field, "missing or not a non-empty string")
+            if languages:
+                if not isinstance(row.get("language"), str):
+                    raise DatasetError(path, line_no, "language", "missing (the source keeps only some languages)")
+                if row["language"] not in languages:
+                    continue
             texts.append(text)
     return texts
 
@@ -155,7 +166,7 @@ def load_mix(sources: list[DataSource], seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     mix: list[str] = []
     for src in sources:
-        texts = [t for f in _files(src.path) for t in _read_texts(f, src.text_field)]
+        texts = [t for f in _files(src.path) for t in _read_texts(f, src.text_field, src.languages)]
         whole, frac = int(src.weight), src.weight - int(src.weight)
         mix += texts * whole + rng.sample(texts, round(frac * len(texts)))
     rng.shuffle(mix)
