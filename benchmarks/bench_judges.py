@@ -26,6 +26,7 @@ from raipipe.evaluate.stats import wilson  # noqa: E402
 from raipipe.judges.base import JudgeInput, load_judge  # noqa: E402
 from raipipe.judges.data import (  # noqa: E402
     MODEL_ANSWER_HELDOUT_FILES,
+    PROBE_ANSWER_HELDOUT_FILES,
     REFUSAL_HELDOUT_FILES,
     judge_data_path,
     read_labelled,
@@ -102,7 +103,8 @@ def main() -> None:
                         "refusal-stack, refusal-features, refusal-opener)")
     parser.add_argument("--speed", type=int, default=2250, help="answers to time (0: skip)")
     args = parser.parse_args()
-    files = args.labels or [judge_data_path(f) for f in REFUSAL_HELDOUT_FILES + MODEL_ANSWER_HELDOUT_FILES]
+    files = args.labels or [judge_data_path(f) for f in REFUSAL_HELDOUT_FILES + MODEL_ANSWER_HELDOUT_FILES
+                                 + PROBE_ANSWER_HELDOUT_FILES]
     judges = args.judge or ["refusal", "refusal-xenc", "refusal-stack", "refusal-features", "refusal-opener"]
     console = Console(width=max(Console().width, 110))
     run(judges, files, console)

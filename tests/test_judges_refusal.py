@@ -9,7 +9,12 @@ from typer.testing import CliRunner
 
 from raipipe.cli import app
 from raipipe.judges import JudgeInput, Verdict, load_judge
-from raipipe.judges.data import judge_data_path, read_labelled
+from raipipe.judges.data import (
+    MODEL_ANSWER_TRAIN_FILES,
+    PROBE_ANSWER_HELDOUT_FILES,
+    judge_data_path,
+    read_labelled,
+)
 from raipipe.judges.degenerate import degenerate_reason
 from raipipe.judges.refusal import TRAIN_FILES as FEATURE_TRAIN_FILES
 from raipipe.judges.refusal_xenc import HELDOUT_FILES, TRAIN_FILES, shipped_weights_dir
@@ -32,6 +37,18 @@ def test_the_ranker_and_the_grader_never_share_training_data():
     ranked, graded = answers(FEATURE_TRAIN_FILES), answers(XENC_TRAIN_FILES)
     held = answers(HELDOUT_FILES)
     assert not ranked & graded and not held & answers(set(TRAIN_FILES) | set(FEATURE_TRAIN_FILES))
+    every_train = set(TRAIN_FILES) | set(FEATURE_TRAIN_FILES) | grader | set(MODEL_ANSWER_TRAIN_FILES)
+    assert not answers(PROBE_ANSWER_HELDOUT_FILES) & answers(every_train)
+
+
+def test_labelled_probe_answers_cover_both_sides_before_and_after_training():
+    """The probe's own distribution, labelled by people: parent and trained answers, harmful and benign prompts."""
+    rows = read_labelled([judge_data_path(f) for f in PROBE_ANSWER_HELDOUT_FILES])
+    assert len(rows) >= 300 and len({r["id"] for r in rows}) == len(rows)
+    assert {(r["prompt_label"], "parent" in r["model"]) for r in rows} == {
+        (side, parent) for side in ("harmful", "benign") for parent in (True, False)}
+    assert {r["language"] for r in rows} == {"en", "es", "fr"} and {r["label"] for r in rows} >= {
+        "comply", "refuse", "unscoreable"}
 
 
 def test_shipped_weights_match_the_shipped_data(xenc_judge):

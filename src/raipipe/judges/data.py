@@ -29,6 +29,10 @@ REFUSAL_HELDOUT_FILES = ["refusal_heldout_b.jsonl", "refusal_heldout_c.jsonl", "
 MODEL_ANSWER_HELDOUT_FILES = ["refusal_heldout_model.jsonl", "refusal_heldout_posttrained.jsonl"]
 # Their training counterparts: the same model's answers to other prompts, labelled alike.
 MODEL_ANSWER_TRAIN_FILES = ["refusal_train_model.jsonl", "refusal_train_posttrained.jsonl"]
+# The embedded model's answers to the pretraining sparse probe (after its few-shot prefix), from the parent and
+# from a continued-pretrained checkpoint, labelled by four team annotators by the guide, never trained on: the
+# distribution `raipipe pretrain probe` grades (many answers replay a few-shot example or loop). Reported apart.
+PROBE_ANSWER_HELDOUT_FILES = ["refusal_heldout_probe.jsonl"]
 
 
 def judge_data_path(name: str) -> Path:
