@@ -1,9 +1,9 @@
 """Continued pretraining on the default mix for the embedded model, with the probes before and after.
 
 The mix: learning exercises generated from the shipped policy pack, demonstrations (harmful requests
-from the generator's train split in en/es/fr with the policy-written refusal; their benign look-alikes with
-the base model's own judged-compliant reply in English and a team-written reply in Spanish and French, where
-the base model writes loops; English ones repeated 5 times, the others once), plus general text the base
+from the generator's English train split with the policy-written refusal, their benign look-alikes with the
+base model's own judged-compliant reply, repeated 5 times; `--demo-prompts` adds Spanish and French pairs
+with team-written replies, repeated `--demo-weight-other` times), plus general text the base
 model writes itself from everyday prompts (self-replay, so the general distribution is not pulled away). A
 behaviour anchor (KL to the parent on English requests, framed up to where the reply starts) holds the
 model's first reply tokens near the parent's (see benchmarks/README.md). The held-out probe passages are
@@ -81,6 +81,8 @@ def main() -> None:
                     help="requests made into demonstrations (default: DemonstrationConfig's; 0: none)")
     ap.add_argument("--demo-weight", type=float, default=5.0,
                     help="times the English demonstrations are repeated in the mix")
+    ap.add_argument("--demo-prompts", default=None, help="dataset specs (comma-separated) of the demonstrations' "
+                    "requests (default: DemonstrationConfig's, English)")
     ap.add_argument("--demo-weight-other", type=float, default=1.0,
                     help="times the demonstrations in other languages (Spanish, French) are repeated")
     ap.add_argument("--anchor-weight", type=float, default=1.0,
@@ -123,7 +125,8 @@ def main() -> None:
     if args.probe_dir:
         held_out += [q.question for q in load_questions(args.probe_dir)]
     demo_cfg = DemonstrationConfig(judge=args.judge, **({"limit": args.demonstrations} if args.demonstrations
-                                                        else {}))
+                                                        else {}),
+                                   **({"prompts": args.demo_prompts.split(",")} if args.demo_prompts else {}))
     if args.demonstrations != 0:
         ledger = build_demonstrations(demo_cfg, out / "demonstrations",
                                       lambda: load_model(demo_cfg.answer_model, batch_size=demo_cfg.batch_size),
