@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The requests the default anchor holds: English ones only. Holding the Spanish and French requests too made the
-# model answer more harmful ones there (benchmarks/README.md), and demonstrations teach those languages instead.
+# The requests the default anchor holds: English ones only, also when the demonstrations hold other languages.
+# Holding the Spanish and French requests too made the model answer more harmful ones there (benchmarks/README.md).
 ANCHOR_PROMPTS = ["generated:train:en"]
 ANCHOR_LIMIT = 1000
 
