@@ -3,12 +3,11 @@ cannot write.
 
 A demonstration pair is a harmful request with the policy-written refusal and its benign look-alike with a
 reply that really answers it. The embedded 135M model writes repetition loops in Spanish and French, so it has
-no judged-compliant reply there, and Spanish and French pairs were left out. Continued pretraining then taught
-those languages answering from the exercises but refusing only in English: Spanish and French probe violations
-rose from about 2 % to as much as 28 % (benchmarks/README.md). The team wrote replies per generator intent (the
-allowed thing a benign request asks for, e.g. "support a friend who says she thinks about ending her life"),
-two per intent in different voices; a request built from that intent in any phrasing gets one of them, chosen
-by its id, so a rerun picks the same one.
+no judged-compliant reply there and those pairs could not be built. The team wrote replies per generator intent
+(the allowed thing a benign request asks for, e.g. "support a friend who says she thinks about ending her
+life"), two per intent in different voices; a request built from that intent in any phrasing gets one of them,
+chosen by its id, so a rerun picks the same one. What they did to the probe when added to the default mix is
+in benchmarks/README.md (not adopted as the default).
 
 File: JSONL, one reply per line: language, policy_id, topic, intent, variant, answer, author."""
 
