@@ -137,3 +137,25 @@ def test_the_reference_pair_is_trained_on_beside_the_anchored_one():
     # without a reference candidate nothing is added
     plain = [p for p in pairs if REFERENCE_ORIGIN not in (p.chosen_origin, p.rejected_origin)]
     assert len(training_pairs(plain, strategy="greedy-anchored")) == 1
+
+
+def test_sampling_adds_the_team_reply_of_each_benign_generator_prompt(tmp_path):
+    from raipipe.pretrain.team_replies import load_team_replies
+
+    replies = load_team_replies()
+    generated = [r for r in resolve_dataset("generated:train:es")[1] if r.pair_id]
+    pair = next(r.pair_id for r in generated if replies.for_record(r))
+    picked = [r for r in generated if r.pair_id == pair]  # a benign request and its harmful twin
+    spec = tmp_path / "g.jsonl"
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in picked))
+    sessions = open_store(str(tmp_path / "s.db"))
+    batch = sample_candidates(Scripted(), SampleSettings(dataset=str(spec), num_samples=2, distilled_samples=0,
+                                                         team_replies=True), sessions)
+    with sessions() as s:
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
+        manifest = s.get(SampleBatch, batch).manifest
+    refs = [c for c in cands if c.origin == REFERENCE_ORIGIN]
+    benign = next(r for r in picked if r.label.value == "benign")
+    assert len(picked) == 2 and [c.record_id for c in refs] == [benign.id]
+    assert refs[0].text == replies.for_record(benign) and refs[0].language == "es"
+    assert manifest["team_replies_digest"] == replies.digest

@@ -25,6 +25,7 @@ from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
 from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_reference_answers
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
+from raipipe.pretrain.team_replies import load_team_replies
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 
 console = Console(stderr=True)
@@ -61,6 +62,13 @@ class SampleSettings(BaseModel):
     reference_answers_file: Path | None = Field(
         default=None, description="reference answers JSONL (record_id, language, answer, author); default: the "
         "shipped one, written for seed:train's Spanish and French benign prompts")
+    team_replies: bool = Field(
+        default=False, description="add the team-written reply to the intent of each benign generator prompt "
+        "(generated:…) that has one, as a team-reference candidate: far more fluent Spanish and French answers "
+        "than seed:train's reference answers, for requests of the same topics and wording as harmful ones")
+    team_replies_file: Path | None = Field(
+        default=None, description="team replies JSONL by generator intent; default: the shipped one "
+        "(raipipe.pretrain.team_replies)")
 
 
 def safety_system_prompt(pack: PolicyPack) -> str:
@@ -88,7 +96,8 @@ def trainable_records(spec: str | list[str], limit: int | None, seed: int) -> li
 
 
 # added after batches were first sampled
-ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file")
+ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file",
+                 "team_replies", "team_replies_file")
 
 
 def _manifest_settings(settings: SampleSettings) -> dict:
@@ -116,12 +125,14 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
     if references:
         for r in records:
             references.for_record(r)  # fail before sampling on a harmful or wrong-language reference
+    replies = load_team_replies(settings.team_replies_file) if settings.team_replies else None
     manifest = {
         "model": model.model_id, "dataset": settings.dataset, "dataset_hash": dataset_hash(records),
         "settings": _manifest_settings(settings), "system_prompt": system if settings.distilled_samples else None,
         "policy_pack": pack.ref, "policy_versions": pack.versions(),
         **({"refusal_templates_digest": templates_digest} if templates else {}),
         **({"reference_answers_digest": references.digest} if references else {}),
+        **({"team_replies_digest": replies.digest} if replies else {}),
     }
     batch_id = batch_id_for(manifest)
     with sessions.begin() as s:
@@ -156,10 +167,11 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
             if templates:
                 for i, r in enumerate(chunk):
                     outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar, r.policy_id)))
-            if references:
-                for i, r in enumerate(chunk):
-                    if (answer := references.for_record(r)) is not None:
-                        outs[i].append((REFERENCE_ORIGIN, answer))
+            for source in (references, replies):
+                if source:
+                    for i, r in enumerate(chunk):
+                        if (answer := source.for_record(r)) is not None:
+                            outs[i].append((REFERENCE_ORIGIN, answer))
             with sessions.begin() as s:
                 for r, cands in zip(chunk, outs, strict=True):
                     for idx, (origin, text) in enumerate(cands):
