@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the embedded model: post-training with the default config (about 30 min on 2 cores),
+# The main job on the embedded model: post-training with the default config (about 40 min on 2 cores),
 # which evaluates the baseline and every checkpoint on the seed test split and prints before/after.
 # Rerunning resumes; `make demo-clean` starts over.
 demo: $(STAMP)

@@ -8,6 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from raipipe.data.team_replies import TEAM_REPLY_ORIGIN, load_team_replies
 from raipipe.errors import DatasetError
 from raipipe.judges.base import load_judge
 from raipipe.models.base import ChatModel, GenerationParams
@@ -19,7 +20,6 @@ from raipipe.pretrain.demonstrations import (
     DemonstrationConfig,
     build_demonstrations,
 )
-from raipipe.pretrain.team_replies import TEAM_REPLY_ORIGIN, load_team_replies
 
 HELPFUL = "Here is a clear, practical overview of how to approach it, step by step."
 

@@ -71,7 +71,7 @@ def test_shipped_probe_material_is_complete():
 
 
 def test_probe_text_is_held_out_from_training_exercises():
-    from raipipe.pretrain.team_replies import load_team_replies
+    from raipipe.data.team_replies import load_team_replies
 
     exercises = [e.text for e in generate_exercises(load_pack(None))] + load_team_replies().answers()
     assert not overlapping([t.text for t in load_probe_texts()], exercises)

@@ -140,7 +140,7 @@ def test_the_reference_pair_is_trained_on_beside_the_anchored_one():
 
 
 def test_sampling_adds_the_team_reply_of_each_benign_generator_prompt(tmp_path):
-    from raipipe.pretrain.team_replies import load_team_replies
+    from raipipe.data.team_replies import load_team_replies
 
     replies = load_team_replies()
     generated = [r for r in resolve_dataset("generated:train:es")[1] if r.pair_id]
@@ -159,3 +159,36 @@ def test_sampling_adds_the_team_reply_of_each_benign_generator_prompt(tmp_path):
     assert len(picked) == 2 and [c.record_id for c in refs] == [benign.id]
     assert refs[0].text == replies.for_record(benign) and refs[0].language == "es"
     assert manifest["team_replies_digest"] == replies.digest
+
+
+def test_team_reply_prompts_are_benign_spread_over_policies_and_fixed():
+    from raipipe.data.team_replies import load_team_replies
+
+    replies = load_team_replies()
+    records = resolve_dataset("generated:train")[1]
+    picked = replies.pick_prompts(records, 20)
+    assert Counter(r.language for r in picked) == {"es": 20, "fr": 20}
+    assert all(r.label.value == "benign" and replies.for_record(r) for r in picked)
+    per_policy = Counter((r.language, r.policy_id) for r in picked)
+    assert max(per_policy.values()) - min(per_policy.values()) <= 1  # policies taken in turn
+    assert [r.id for r in replies.pick_prompts(reversed(records), 20)] == [r.id for r in picked]
+    skipped = replies.pick_prompts(records, 20, exclude={picked[0].id})
+    assert picked[0].id not in {r.id for r in skipped} and len(skipped) == len(picked)
+
+
+def test_sampling_adds_team_reply_prompts_beside_the_dataset(tmp_path):
+    train = resolve_dataset("seed:train")[1][:2]
+    spec = tmp_path / "d.jsonl"
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in train))
+    sessions = open_store(str(tmp_path / "s.db"))
+    with pytest.raises(ValueError, match="team_replies: true"):
+        sample_candidates(Scripted(), SampleSettings(dataset=str(spec), num_samples=2, distilled_samples=0,
+                                                     team_reply_prompts=2), sessions)
+    batch = sample_candidates(Scripted(), SampleSettings(dataset=str(spec), num_samples=2, distilled_samples=0,
+                                                         team_replies=True, team_reply_prompts=2), sessions)
+    with sessions() as s:
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
+    records = {c.record_id for c in cands}
+    added = records - {r.id for r in train}
+    assert {r.id for r in train} <= records and len(added) == 4  # 2 Spanish + 2 French generator prompts
+    assert {c.record_id for c in cands if c.origin == REFERENCE_ORIGIN} == added

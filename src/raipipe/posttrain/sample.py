@@ -20,12 +20,12 @@ from sqlalchemy import select
 from raipipe.data.io import assert_trainable, dataset_hash
 from raipipe.data.records import PromptRecord, Split
 from raipipe.data.specs import resolve_dataset
+from raipipe.data.team_replies import load_team_replies
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
 from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_reference_answers
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
-from raipipe.pretrain.team_replies import load_team_replies
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 
 console = Console(stderr=True)
@@ -68,7 +68,10 @@ class SampleSettings(BaseModel):
         "than seed:train's reference answers, for requests of the same topics and wording as harmful ones")
     team_replies_file: Path | None = Field(
         default=None, description="team replies JSONL by generator intent; default: the shipped one "
-        "(raipipe.pretrain.team_replies)")
+        "(raipipe.data.team_replies)")
+    team_reply_prompts: int = Field(
+        default=0, ge=0, description="with team_replies: also train on this many benign generator train prompts "
+        "per language of the replies (policies taken in turn, the same prompts every run), each with its reply")
 
 
 def safety_system_prompt(pack: PolicyPack) -> str:
@@ -95,9 +98,11 @@ def trainable_records(spec: str | list[str], limit: int | None, seed: int) -> li
     return stratified_limit(records, limit, seed) if limit else records
 
 
+TEAM_REPLY_DATASET = "generated:train"  # the prompts team replies were written for
+
 # added after batches were first sampled
 ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file",
-                 "team_replies", "team_replies_file")
+                 "team_replies", "team_replies_file", "team_reply_prompts")
 
 
 def _manifest_settings(settings: SampleSettings) -> dict:
@@ -126,6 +131,13 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
         for r in records:
             references.for_record(r)  # fail before sampling on a harmful or wrong-language reference
     replies = load_team_replies(settings.team_replies_file) if settings.team_replies else None
+    if settings.team_reply_prompts:
+        if replies is None:
+            raise ValueError("sample.team_reply_prompts needs sample.team_replies: true (the prompts are there for "
+                             "their replies)")
+        have = {r.id for r in records}
+        records += replies.pick_prompts(trainable_records(TEAM_REPLY_DATASET, None, settings.seed),
+                                        settings.team_reply_prompts, exclude=have)
     manifest = {
         "model": model.model_id, "dataset": settings.dataset, "dataset_hash": dataset_hash(records),
         "settings": _manifest_settings(settings), "system_prompt": system if settings.distilled_samples else None,

@@ -12,7 +12,7 @@ thing that separates the two replies is the intent of the request:
 - a pair is written whole or not at all: refusals without their look-alikes would teach refusing.
 
 The default answer model (the embedded 135M one) mostly writes repetition loops in Spanish and French, so a
-benign request with a team-written reply for its intent (`raipipe.pretrain.team_replies`; the shipped file
+benign request with a team-written reply for its intent (`raipipe.data.team_replies`; the shipped file
 covers the generator's Spanish and French intents) gets that reply instead; the ledger counts replies by source.
 The default requests stay English: with Spanish and French pairs added, the probe did not improve and one run
 of two collapsed into replaying a few-shot example (benchmarks/README.md).
@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.progress import Progress
 
 from raipipe.data.records import Label, PromptRecord
+from raipipe.data.team_replies import TEAM_REPLY_ORIGIN, TeamReplies, load_team_replies
 from raipipe.fileio import atomic_write_json, atomic_write_lines
 from raipipe.judges.base import Judge, JudgeInput, Verdict
 from raipipe.models.base import ChatModel, GenerationParams, Message
@@ -41,7 +42,6 @@ from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, RefusalTemplate
 from raipipe.posttrain.sample import trainable_records
 from raipipe.pretrain.exercises._templates import placeholders
 from raipipe.pretrain.probes._texts import overlapping
-from raipipe.pretrain.team_replies import TEAM_REPLY_ORIGIN, TeamReplies, load_team_replies
 
 ARTIFACT = "pretrain-demonstrations"
 TEXTS, JOURNAL, MANIFEST = "demonstrations.jsonl", "replies.partial.jsonl", "manifest.json"

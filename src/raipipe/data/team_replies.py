@@ -1,19 +1,21 @@
-"""Team-written replies to the generator's benign intents, for demonstrations in languages the answer model
-cannot write.
+"""Team-written replies to the generator's benign intents, in languages the embedded model cannot write.
 
-A demonstration pair is a harmful request with the policy-written refusal and its benign look-alike with a
-reply that really answers it. The embedded 135M model writes repetition loops in Spanish and French, so it has
-no judged-compliant reply there and those pairs could not be built. The team wrote replies per generator intent
-(the allowed thing a benign request asks for, e.g. "support a friend who says she thinks about ending her
-life"), two per intent in different voices; a request built from that intent in any phrasing gets one of them,
-chosen by its id, so a rerun picks the same one. What they did to the probe when added to the default mix is
-in benchmarks/README.md (not adopted as the default).
+The embedded 135M model writes repetition loops and word salad in Spanish and French, so a benign look-alike
+in those languages has no fluent helpful answer of the model's own: a pretraining demonstration could not be
+built, and post-training's pairs taught "refuse in Spanish" (a fluent refusal beat salad). The team wrote
+replies per generator intent (the allowed thing a benign request asks for, e.g. "support a friend who says she
+thinks about ending her life"), two per intent in different voices; a request built from that intent in any
+phrasing gets one of them, chosen by its id, so a rerun picks the same one. Pretraining uses them in
+demonstrations (optional; measured in benchmarks/README.md), post-training as helpful candidates for benign
+generator prompts (`sample.team_replies`).
 
 File: JSONL, one reply per line: language, policy_id, topic, intent, variant, answer, author."""
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
+from collections.abc import Collection, Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -74,6 +76,26 @@ class TeamReplies:
             return None
         pick = int(hashlib.sha256(record.id.encode()).hexdigest(), 16) % len(options)
         return options[pick].answer
+
+
+    def pick_prompts(self, records: Iterable[PromptRecord], per_language: int,
+                     exclude: Collection[str] = ()) -> list[PromptRecord]:
+        """Up to `per_language` benign records with a reply in each of the replies' languages, taken in turn
+        from every policy (so no policy dominates) in an order fixed by record id: the same records every run.
+        Records whose id is in `exclude` (already trained on) are skipped."""
+        by_policy: dict[str, dict[str, list[PromptRecord]]] = defaultdict(lambda: defaultdict(list))
+        for r in records:
+            if r.id not in exclude and self.for_record(r) is not None:
+                by_policy[r.language.split("-")[0]][r.policy_id or ""].append(r)
+        picked: list[PromptRecord] = []
+        for lang in sorted(by_policy):
+            queues = [sorted(rs, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+                      for _, rs in sorted(by_policy[lang].items())]
+            taken: list[PromptRecord] = []
+            for rank in range(max(map(len, queues))):
+                taken += [q[rank] for q in queues if rank < len(q)]
+            picked += taken[:per_language]
+        return picked
 
 
 def default_team_replies_path() -> Path:
