@@ -182,8 +182,7 @@ def test_sampling_adds_team_reply_prompts_beside_the_dataset(tmp_path):
     spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in train))
     sessions = open_store(str(tmp_path / "s.db"))
     with pytest.raises(ValueError, match="team_replies: true"):
-        sample_candidates(Scripted(), SampleSettings(dataset=str(spec), num_samples=2, distilled_samples=0,
-                                                     team_reply_prompts=2), sessions)
+        SampleSettings(dataset=str(spec), team_reply_prompts=2)
     batch = sample_candidates(Scripted(), SampleSettings(dataset=str(spec), num_samples=2, distilled_samples=0,
                                                          team_replies=True, team_reply_prompts=2), sessions)
     with sessions() as s:

@@ -77,7 +77,6 @@ class TeamReplies:
         pick = int(hashlib.sha256(record.id.encode()).hexdigest(), 16) % len(options)
         return options[pick].answer
 
-
     def pick_prompts(self, records: Iterable[PromptRecord], per_language: int,
                      exclude: Collection[str] = ()) -> list[PromptRecord]:
         """Up to `per_language` benign records with a reply in each of the replies' languages, taken in turn

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
@@ -73,6 +73,12 @@ class SampleSettings(BaseModel):
         default=0, ge=0, description="with team_replies: also train on this many benign generator train prompts "
         "per language of the replies (policies taken in turn, the same prompts every run), each with its reply")
 
+    @model_validator(mode="after")
+    def _prompts_need_replies(self) -> SampleSettings:
+        if self.team_reply_prompts and not self.team_replies:
+            raise ValueError("team_reply_prompts needs team_replies: true (the prompts are there for their replies)")
+        return self
+
 
 def safety_system_prompt(pack: PolicyPack) -> str:
     """A short system prompt a 135M model can follow, listing what the pack disallows."""
@@ -131,10 +137,7 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
         for r in records:
             references.for_record(r)  # fail before sampling on a harmful or wrong-language reference
     replies = load_team_replies(settings.team_replies_file) if settings.team_replies else None
-    if settings.team_reply_prompts:
-        if replies is None:
-            raise ValueError("sample.team_reply_prompts needs sample.team_replies: true (the prompts are there for "
-                             "their replies)")
+    if replies and settings.team_reply_prompts:
         have = {r.id for r in records}
         records += replies.pick_prompts(trainable_records(TEAM_REPLY_DATASET, None, settings.seed),
                                         settings.team_reply_prompts, exclude=have)
