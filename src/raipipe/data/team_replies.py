@@ -44,6 +44,11 @@ class TeamReply(BaseModel):
 Key = tuple[str, str, str, str]
 
 
+def _id_order(record_id: str) -> int:
+    """A fixed pseudo-random number per record id: which reply a request gets, and the order prompts are picked."""
+    return int(hashlib.sha256(record_id.encode()).hexdigest(), 16)
+
+
 def _key(language: str, policy_id: str, topic: str, intent: str) -> Key:
     return language.split("-")[0], policy_id, topic, intent
 
@@ -74,7 +79,7 @@ class TeamReplies:
                                          generator["intent"]))
         if not options:
             return None
-        pick = int(hashlib.sha256(record.id.encode()).hexdigest(), 16) % len(options)
+        pick = _id_order(record.id) % len(options)
         return options[pick].answer
 
     def pick_prompts(self, records: Iterable[PromptRecord], per_language: int,
@@ -88,7 +93,7 @@ class TeamReplies:
                 by_policy[r.language.split("-")[0]][r.policy_id or ""].append(r)
         picked: list[PromptRecord] = []
         for lang in sorted(by_policy):
-            queues = [sorted(rs, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+            queues = [sorted(rs, key=lambda r: _id_order(r.id))
                       for _, rs in sorted(by_policy[lang].items())]
             taken: list[PromptRecord] = []
             for rank in range(max(map(len, queues))):
