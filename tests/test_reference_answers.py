@@ -191,3 +191,69 @@ def test_sampling_adds_team_reply_prompts_beside_the_dataset(tmp_path):
     added = records - {r.id for r in train}
     assert {r.id for r in train} <= records and len(added) == 4  # 2 Spanish + 2 French generator prompts
     assert {c.record_id for c in cands if c.origin == REFERENCE_ORIGIN} == added
+
+
+class Counting(Scripted):
+    """Scripted, with a tokenizer that counts words: enough to limit prompts by their length."""
+
+    tokenizer = staticmethod(lambda text, add_special_tokens=True: {"input_ids": text.split()})
+
+    @staticmethod
+    def render(conversation):
+        return " ".join(m.content for m in conversation)
+
+
+def test_team_reply_prompts_too_long_for_the_trainer_are_not_picked(tmp_path):
+    from raipipe.data.team_replies import load_team_replies
+
+    replies = load_team_replies()
+    records = resolve_dataset("generated:train")[1]
+    short = replies.pick_prompts(records, 20, fits=lambda r: len(r.prompt.split()) <= 14)
+    assert Counter(r.language for r in short) == {"es": 20, "fr": 20}
+    assert all(len(r.prompt.split()) <= 14 for r in short)
+    assert any(len(r.prompt.split()) > 14 for r in replies.pick_prompts(records, 20))  # the limit did something
+
+    train = resolve_dataset("seed:train")[1][:2]
+    spec = tmp_path / "d.jsonl"
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in train))
+    settings = SampleSettings(dataset=str(spec), num_samples=2, distilled_samples=0, team_replies=True,
+                              team_reply_prompts=3, team_reply_max_prompt_tokens=14)
+    with pytest.raises(ValueError, match="no local tokenizer"):
+        sample_candidates(Scripted(), settings, open_store(str(tmp_path / "a.db")))
+    sessions = open_store(str(tmp_path / "s.db"))
+    batch = sample_candidates(Counting(), settings, sessions)
+    with sessions() as s:
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
+        manifest = s.get(SampleBatch, batch).manifest
+    added = {c.record_id: c.prompt for c in cands if c.record_id not in {r.id for r in train}}
+    assert len(added) == 6 and all(len(p.split()) <= 14 for p in added.values())
+    assert manifest["settings"]["team_reply_max_prompt_tokens"] == 14
+    with pytest.raises(ValueError, match="set both"):
+        SampleSettings(team_replies=True, team_reply_max_prompt_tokens=14)
+
+
+def test_prompt_tokens_are_counted_as_the_trainer_counts_them():
+    """The picker's count must be DPO's (chat template with generation prompt), or a picked prompt is dropped."""
+    from transformers import AutoTokenizer
+
+    from raipipe.models.embedded import converted_dir
+    from raipipe.models.transformers_backend import TransformersChatModel
+    from raipipe.posttrain.sample import prompt_token_counter
+
+    tok = AutoTokenizer.from_pretrained(converted_dir())
+    model = SimpleNamespace(tokenizer=tok, model_id="t",
+                            render=lambda conv: TransformersChatModel.render(SimpleNamespace(tokenizer=tok), conv))
+    count = prompt_token_counter(model)
+    for prompt in ("Hola", "¿Qué documentos puedo pedir legalmente a los posibles inquilinos de mi piso?"):
+        dpo_len = len(tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
+                                              add_generation_prompt=True, return_dict=True)["input_ids"])
+        assert count(prompt) == dpo_len
+
+
+def test_a_prompt_limit_that_leaves_no_room_for_answers_is_refused():
+    from raipipe.posttrain.config import PostTrainConfig
+
+    sample = {"team_replies": True, "team_reply_prompts": 4, "team_reply_max_prompt_tokens": 80}
+    with pytest.raises(ValueError, match="below dpo.max_length"):
+        PostTrainConfig.model_validate({"sample": sample, "dpo": {"max_length": 80}})
+    assert PostTrainConfig.model_validate({"sample": sample, "dpo": {"max_length": 80, "max_answer_tokens": 16}})

@@ -82,6 +82,23 @@ def test_dpo_trains_lora_and_writes_checkpoints_with_lineage(dpo_run):
     assert len(losses) == 2 and any("rewards/margins" in h for h in dpo_run.history)
 
 
+def test_dpo_under_bfloat16_autocast_trains_and_keeps_float32_weights(tmp_path, monkeypatch):
+    """precision 'auto' follows the local models' dtype rule; weights and checkpoints stay float32 under it."""
+    from raipipe.posttrain.dpo import DPOSettings, train_dpo
+    from raipipe.posttrain.lora import autocast_bf16
+
+    assert not autocast_bf16("auto")  # the tests pin RAIPIPE_DTYPE=float32
+    monkeypatch.setenv("RAIPIPE_DTYPE", "bfloat16")
+    assert autocast_bf16("auto") and not autocast_bf16("float32")
+    settings = DPOSettings(output_dir=tmp_path, max_steps=1, batch_size=2, grad_accum=1, save_steps=1,
+                           max_length=64, learning_rate=5e-3, lora={"r": 4, "alpha": 8})
+    result = train_dpo(_tiny_pairs()[:2], settings)
+    weights = _adapter_tensors(result.last_checkpoint)
+    assert all(w.dtype.is_floating_point and w.itemsize == 4 for w in weights.values())
+    assert any(weights[k].abs().sum() > 0 for k in weights if "lora_B" in k)  # trained
+    assert json.loads((tmp_path / "lineage.json").read_text())["compute_dtype"] == "bfloat16"
+
+
 def test_probe_callback_writes_curves_and_trainer_log(dpo_run):
     from raipipe.posttrain.probe import read_curves
 

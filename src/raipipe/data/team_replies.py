@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -82,14 +82,15 @@ class TeamReplies:
         pick = _id_order(record.id) % len(options)
         return options[pick].answer
 
-    def pick_prompts(self, records: Iterable[PromptRecord], per_language: int,
-                     exclude: Collection[str] = ()) -> list[PromptRecord]:
+    def pick_prompts(self, records: Iterable[PromptRecord], per_language: int, exclude: Collection[str] = (),
+                     fits: Callable[[PromptRecord], bool] | None = None) -> list[PromptRecord]:
         """Up to `per_language` benign records with a reply in each of the replies' languages, taken in turn
         from every policy (so no policy dominates) in an order fixed by record id: the same records every run.
-        Records whose id is in `exclude` (already trained on) are skipped."""
+        Records whose id is in `exclude` (already trained on), or that `fits` turns down (e.g. a prompt too
+        long for the trainer to keep), are skipped."""
         by_policy: dict[str, dict[str, list[PromptRecord]]] = defaultdict(lambda: defaultdict(list))
         for r in records:
-            if r.id not in exclude and self.for_record(r) is not None:
+            if r.id not in exclude and self.for_record(r) is not None and (fits is None or fits(r)):
                 by_policy[r.language.split("-")[0]][r.policy_id or ""].append(r)
         picked: list[PromptRecord] = []
         for lang in sorted(by_policy):

@@ -140,6 +140,15 @@ class PostTrainConfig(BaseModel):
         check_add_clearest(self.add_clearest, self.pair_strategy)
         return self
 
+    @model_validator(mode="after")
+    def _team_reply_prompts_fit(self) -> PostTrainConfig:
+        limit = self.sample.team_reply_max_prompt_tokens
+        if (self.algorithm == "dpo" and limit is not None and self.dpo.max_answer_tokens is None
+                and limit >= self.dpo.max_length):
+            raise ValueError(f"sample.team_reply_max_prompt_tokens ({limit}) must be below dpo.max_length "
+                             f"({self.dpo.max_length}): the pairs need room for their answers")
+        return self
+
     @property
     def store_url(self) -> str:
         return self.store or str(self.out / "raipipe.db")

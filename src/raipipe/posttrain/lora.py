@@ -1,8 +1,9 @@
 """Shared pieces of every optimiser: LoRA settings, loading the base model for training, CPU-safe
 trainer arguments, lineage files and the result every `train_*` returns.
 
-Training always starts from an fp32 copy on CPU: the embedded model is small, two shared cores are
-the target machine, and bf16 on CPU is slower and less exact than fp32 there."""
+Training always starts from an fp32 copy on CPU: the embedded model is small and two shared cores are the
+target machine. The weights (and so every checkpoint) stay fp32; an optimiser may compute under bfloat16
+autocast where the CPU has native bfloat16 arithmetic (`autocast_bf16`)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import raipipe
 from raipipe.fileio import atomic_write_json
+from raipipe.models.dtype import resolve_dtype
 from raipipe.models.embedded import converted_dir
 from raipipe.models.transformers_backend import dir_fingerprint, set_torch_threads
 from raipipe.policy.loader import load_pack
@@ -27,6 +29,15 @@ from raipipe.policy.loader import load_pack
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 DEFAULT_MODEL = "embedded:smollm2"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TrainPrecision = Literal["auto", "bfloat16", "float32"]
+
+
+def autocast_bf16(precision: TrainPrecision) -> bool:
+    """Whether training computes under bfloat16 autocast. 'auto' follows the rule local models run by
+    (raipipe.models.dtype: native bfloat16 CPUs, RAIPIPE_DTYPE overrides); the fp32 weights are unchanged."""
+    if precision == "auto":
+        return resolve_dtype(None, "cpu") == "bfloat16"
+    return precision == "bfloat16"
 
 
 class LoraSettings(BaseModel):
@@ -107,15 +118,16 @@ def load_base(spec: str | Path | ModelSource | None = None):
 
 def cpu_trainer_args(output_dir: Path, *, seed: int, learning_rate: float, max_steps: int, epochs: float,
                      batch_size: int, grad_accum: int, save_steps: int, logging_steps: int,
-                     save_only_model: bool) -> dict[str, Any]:
-    """TrainingArguments shared by DPO and GRPO: CPU, fp32, no checkpointing of activations, no trackers."""
+                     save_only_model: bool, bf16: bool = False) -> dict[str, Any]:
+    """TrainingArguments shared by every optimiser: CPU, fp32 weights (bf16: bfloat16 autocast), no
+    checkpointing of activations, no trackers."""
     return dict(
         output_dir=str(output_dir), seed=seed, data_seed=seed, learning_rate=learning_rate,
         max_steps=max_steps if max_steps > 0 else -1, num_train_epochs=epochs,
         per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         save_strategy="steps", save_steps=save_steps, save_only_model=save_only_model,
         logging_steps=logging_steps, logging_first_step=True, report_to="none",
-        use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
+        use_cpu=True, bf16=bf16, fp16=False, gradient_checkpointing=False,
         dataloader_num_workers=0, dataloader_pin_memory=False, disable_tqdm=True,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -72,11 +73,17 @@ class SampleSettings(BaseModel):
     team_reply_prompts: int = Field(
         default=0, ge=0, description="with team_replies: also train on this many benign generator train prompts "
         "per language of the replies (policies taken in turn, the same prompts every run), each with its reply")
+    team_reply_max_prompt_tokens: int | None = Field(
+        default=None, ge=8, description="pick only team-reply prompts whose chat-formatted prompt is at most this "
+        "many tokens of the sampled model: DPO leaves out a pair whose prompt fills its max_length, so a longer "
+        "prompt would be sampled and then never trained on")
 
     @model_validator(mode="after")
     def _prompts_need_replies(self) -> SampleSettings:
         if self.team_reply_prompts and not self.team_replies:
             raise ValueError("team_reply_prompts needs team_replies: true (the prompts are there for their replies)")
+        if self.team_reply_max_prompt_tokens and not self.team_reply_prompts:
+            raise ValueError("team_reply_max_prompt_tokens only limits the prompts team_reply_prompts adds; set both")
         return self
 
 
@@ -108,7 +115,7 @@ TEAM_REPLY_DATASET = "generated:train"  # the prompts team replies were written 
 
 # added after batches were first sampled
 ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file",
-                 "team_replies", "team_replies_file", "team_reply_prompts")
+                 "team_replies", "team_replies_file", "team_reply_prompts", "team_reply_max_prompt_tokens")
 
 
 def _manifest_settings(settings: SampleSettings) -> dict:
@@ -123,6 +130,24 @@ def _manifest_settings(settings: SampleSettings) -> dict:
 
 def batch_id_for(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prompt_token_counter(model: ChatModel) -> Callable[[str], int]:
+    """Tokens of a user prompt as the model sees it (chat template and generation prompt included): the
+    length the trainer compares with its limits. Needs a local model with a tokenizer."""
+    tokenizer, render = getattr(model, "tokenizer", None), getattr(model, "render", None)
+    if tokenizer is None or render is None:
+        raise ValueError(f"model {model.model_id!r} has no local tokenizer to count prompt tokens with "
+                         "(team_reply_max_prompt_tokens needs one)")
+    return lambda prompt: len(tokenizer(render([Message(role="user", content=prompt)]),
+                                        add_special_tokens=False)["input_ids"])
+
+
+def _prompt_fits(model: ChatModel, limit: int | None) -> Callable[[PromptRecord], bool] | None:
+    if limit is None:
+        return None
+    count = prompt_token_counter(model)
+    return lambda record: count(record.prompt) <= limit
 
 
 def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack: PolicyPack | None = None) -> str:
@@ -140,7 +165,8 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
     if replies and settings.team_reply_prompts:
         have = {r.id for r in records}
         records += replies.pick_prompts(trainable_records(TEAM_REPLY_DATASET, None, settings.seed),
-                                        settings.team_reply_prompts, exclude=have)
+                                        settings.team_reply_prompts, exclude=have,
+                                        fits=_prompt_fits(model, settings.team_reply_max_prompt_tokens))
     manifest = {
         "model": model.model_id, "dataset": settings.dataset, "dataset_hash": dataset_hash(records),
         "settings": _manifest_settings(settings), "system_prompt": system if settings.distilled_samples else None,
