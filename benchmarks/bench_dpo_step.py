@@ -87,7 +87,7 @@ def main() -> None:
         table.add_row(r["mode"], f"{r['s_per_step']:.2f}", f"{r['train_s']:.1f}", f"{r['total_s']:.1f}",
                       f"{rows[-1]['s_per_step'] / r['s_per_step']:.2f}×", str(_same(r["losses"], rows[-1]["losses"])),
                       f"{max(abs(a - b) for a, b in zip(r['losses'], rows[-1]['losses'], strict=True)):.4f}")
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class DPOSettings(BaseModel):
     precision: TrainPrecision = Field(
         default="auto", description="'auto': bfloat16 autocast on CPUs with native bfloat16 arithmetic (the rule "
         "local models run by), else float32; weights and checkpoints stay float32. On 2 AVX512-BF16 cores a step "
-        "ran 1.3× faster, the reference pass included 1.4× (benchmarks/bench_dpo_step.py)")
+        "ran about 1.2× faster (benchmarks/bench_dpo_step.py)")
     precompute_ref_log_probs: bool = Field(
         default=True, description="score every pair under the reference model once before training instead of "
         "on every step: ~30 % faster per step on CPU when training runs more than one epoch")
