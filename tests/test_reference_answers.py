@@ -257,3 +257,29 @@ def test_a_prompt_limit_that_leaves_no_room_for_answers_is_refused():
     with pytest.raises(ValueError, match="below dpo.max_length"):
         PostTrainConfig.model_validate({"sample": sample, "dpo": {"max_length": 80}})
     assert PostTrainConfig.model_validate({"sample": sample, "dpo": {"max_length": 80, "max_answer_tokens": 16}})
+
+
+def test_prompts_with_a_team_answer_can_skip_the_sampled_answers(tmp_path):
+    from raipipe.data.team_replies import load_team_replies
+
+    replies = load_team_replies()
+    train = resolve_dataset("seed:train")[1][:3]
+    spec = tmp_path / "d.jsonl"
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in train))
+    common = {"dataset": str(spec), "num_samples": 2, "distilled_samples": 0, "team_replies": True,
+              "team_reply_prompts": 2, "greedy_sample": True}
+    with pytest.raises(ValueError, match="greedy_sample"):
+        SampleSettings(**common | {"greedy_sample": False, "sample_written_prompts": False})
+    sessions = open_store(str(tmp_path / "s.db"))
+    batch = sample_candidates(Scripted(), SampleSettings(**common, sample_written_prompts=False), sessions)
+    with sessions() as s:
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
+    origins: dict[str, list[str]] = {}
+    for c in cands:
+        origins.setdefault(c.record_id, []).append(c.origin)
+    written = {rid for rid, o in origins.items() if REFERENCE_ORIGIN in o}
+    assert len(written) == 4 and len(origins) == 7
+    for rid, o in origins.items():
+        sampled = o.count("policy-model")
+        assert sampled == (0 if rid in written else 2) and GREEDY_ORIGIN in o
+    assert all(replies.for_record(r) is None for r in train)  # seed prompts have no reply: they keep their samples

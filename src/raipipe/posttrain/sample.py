@@ -73,6 +73,11 @@ class SampleSettings(BaseModel):
     team_reply_prompts: int = Field(
         default=0, ge=0, description="with team_replies: also train on this many benign generator train prompts "
         "per language of the replies (policies taken in turn, the same prompts every run), each with its reply")
+    sample_written_prompts: bool = Field(
+        default=True, description="false: a prompt with a team-written answer (reference_answers, team_replies) "
+        "gets no sampled answers, only the greedy one, the policy refusal and the team's. Its pairs mostly set the "
+        "team answer and the greedy answer against the refusal; by token count its samples are about a third of "
+        "the default run's sampling work. Whether dropping them changes the trained model is not measured")
     team_reply_max_prompt_tokens: int | None = Field(
         default=None, ge=8, description="pick only team-reply prompts whose chat-formatted prompt is at most this "
         "many tokens of the sampled model: DPO leaves out a pair whose prompt fills its max_length, so a longer "
@@ -84,6 +89,9 @@ class SampleSettings(BaseModel):
             raise ValueError("team_reply_prompts needs team_replies: true (the prompts are there for their replies)")
         if self.team_reply_max_prompt_tokens and not self.team_reply_prompts:
             raise ValueError("team_reply_max_prompt_tokens only limits the prompts team_reply_prompts adds; set both")
+        if not self.sample_written_prompts and not self.greedy_sample:
+            raise ValueError("sample_written_prompts: false needs greedy_sample: true, or the model's own behaviour "
+                             "is missing from those prompts' pairs")
         return self
 
 
@@ -115,7 +123,8 @@ TEAM_REPLY_DATASET = "generated:train"  # the prompts team replies were written 
 
 # added after batches were first sampled
 ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file",
-                 "team_replies", "team_replies_file", "team_reply_prompts", "team_reply_max_prompt_tokens")
+                 "team_replies", "team_replies_file", "team_reply_prompts", "team_reply_max_prompt_tokens",
+                 "sample_written_prompts")
 
 
 def _manifest_settings(settings: SampleSettings) -> dict:
@@ -189,15 +198,17 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
         for start in range(0, len(todo), settings.chunk_size):
             chunk = todo[start : start + settings.chunk_size]
             outs: list[list[tuple[str, str]]] = [[] for _ in chunk]
+            sampled = [i for i, r in enumerate(chunk) if settings.sample_written_prompts
+                       or all(src is None or src.for_record(r) is None for src in (references, replies))]
             for origin, k, sys_prompt in ((PLAIN, n_plain, None), (DISTILLED, settings.distilled_samples, system)):
-                if k == 0:
+                if k == 0 or not sampled:
                     continue
                 convs = [([Message(role="system", content=sys_prompt)] if sys_prompt else [])
-                         + [Message(role="user", content=r.prompt)] for r in chunk]
+                         + [Message(role="user", content=chunk[i].prompt)] for i in sampled]
                 params = GenerationParams(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
                                           top_p=settings.top_p, num_return_sequences=k,
                                           seed=settings.seed + start + (k if sys_prompt else 0))
-                for i, texts in enumerate(model.generate(convs, params)):
+                for i, texts in zip(sampled, model.generate(convs, params), strict=True):
                     outs[i] += [(origin, t) for t in texts]
             if settings.greedy_sample:
                 convs = [[Message(role="user", content=r.prompt)] for r in chunk]
