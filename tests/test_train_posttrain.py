@@ -90,8 +90,9 @@ def test_dpo_under_bfloat16_autocast_trains_and_keeps_float32_weights(tmp_path, 
     assert not autocast_bf16("auto")  # the tests pin RAIPIPE_DTYPE=float32
     monkeypatch.setenv("RAIPIPE_DTYPE", "bfloat16")
     assert autocast_bf16("auto") and not autocast_bf16("float32")
+    assert DPOSettings().precision == "float32"  # measured on the default run: see the field's description
     settings = DPOSettings(output_dir=tmp_path, max_steps=1, batch_size=2, grad_accum=1, save_steps=1,
-                           max_length=64, learning_rate=5e-3, lora={"r": 4, "alpha": 8})
+                           max_length=64, learning_rate=5e-3, lora={"r": 4, "alpha": 8}, precision="auto")
     result = train_dpo(_tiny_pairs()[:2], settings)
     weights = _adapter_tensors(result.last_checkpoint)
     assert all(w.dtype.is_floating_point and w.itemsize == 4 for w in weights.values())

@@ -58,9 +58,11 @@ class DPOSettings(BaseModel):
     max_prompt_length: int = Field(default=256, ge=8,
                                    description="pairs whose templated prompt is longer are left out (counted)")
     precision: TrainPrecision = Field(
-        default="auto", description="'auto': bfloat16 autocast on CPUs with native bfloat16 arithmetic (the rule "
-        "local models run by), else float32; weights and checkpoints stay float32. On 2 AVX512-BF16 cores a step "
-        "ran about 1.2× faster (benchmarks/bench_dpo_step.py)")
+        default="float32", description="'bfloat16' computes under bfloat16 autocast, 'auto' does so on CPUs with "
+        "native bfloat16 arithmetic (the rule local models run by); weights and checkpoints stay float32. On 2 "
+        "AVX512-BF16 cores the default run's DPO step took 19.5 instead of 24 min, but that run kept the base "
+        "model where the float32 run on the same seed kept a trained one, so float32 stays the default until "
+        "more seeds say otherwise (benchmarks/README.md)")
     precompute_ref_log_probs: bool = Field(
         default=True, description="score every pair under the reference model once before training instead of "
         "on every step: ~30 % faster per step on CPU when training runs more than one epoch")
