@@ -198,8 +198,9 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
         for start in range(0, len(todo), settings.chunk_size):
             chunk = todo[start : start + settings.chunk_size]
             outs: list[list[tuple[str, str]]] = [[] for _ in chunk]
-            sampled = [i for i, r in enumerate(chunk) if settings.sample_written_prompts
-                       or all(src is None or src.for_record(r) is None for src in (references, replies))]
+            written = [[a for src in (references, replies) if src and (a := src.for_record(r)) is not None]
+                       for r in chunk]  # the team's answers of each prompt
+            sampled = [i for i in range(len(chunk)) if settings.sample_written_prompts or not written[i]]
             for origin, k, sys_prompt in ((PLAIN, n_plain, None), (DISTILLED, settings.distilled_samples, system)):
                 if k == 0 or not sampled:
                     continue
@@ -219,11 +220,8 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
             if templates:
                 for i, r in enumerate(chunk):
                     outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar, r.policy_id)))
-            for source in (references, replies):
-                if source:
-                    for i, r in enumerate(chunk):
-                        if (answer := source.for_record(r)) is not None:
-                            outs[i].append((REFERENCE_ORIGIN, answer))
+            for i, answers in enumerate(written):
+                outs[i] += [(REFERENCE_ORIGIN, answer) for answer in answers]
             with sessions.begin() as s:
                 for r, cands in zip(chunk, outs, strict=True):
                     for idx, (origin, text) in enumerate(cands):
