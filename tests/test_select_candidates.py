@@ -46,3 +46,19 @@ def test_the_last_periodic_save_just_before_the_final_one_is_not_graded_twice():
 def test_checkpoints_saved_every_step_are_all_graded():
     ckpts = [(1, Path("checkpoint-1")), (2, Path("checkpoint-2"))]
     assert prune_by_probe(ckpts, {}, margin=0.15, max_graded=None) == (ckpts, [])
+
+
+def test_the_final_checkpoint_keeps_a_graded_place_whatever_its_probe_violations():
+    curve = _curve()
+    curve[30] = ProbePoint(step=30, violation_rate=0.6, over_refusal_rate=0.3, over_refusal_low=0.1)
+    kept, reasons = prune_by_probe(CKPTS, curve, margin=0.15, max_graded=2, grade_final=True)
+    assert [s for s, _ in kept] == [20, 30]
+    assert reasons == ["checkpoint-10: not graded — more probe violations than the 2 graded checkpoint(s)"]
+    without, _ = prune_by_probe(CKPTS, curve, margin=0.15, max_graded=2)
+    assert [s for s, _ in without] == [10, 20]
+
+
+def test_a_final_checkpoint_the_probe_rules_out_is_still_not_graded():
+    kept, reasons = prune_by_probe(CKPTS, _curve(s30=0.4), margin=0.15, max_graded=1, grade_final=True)
+    assert [s for s, _ in kept] == [20]
+    assert reasons[0].startswith("checkpoint-30: not graded — probe over-refusal")

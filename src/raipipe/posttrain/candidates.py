@@ -5,9 +5,11 @@ Grading a checkpoint on the broad test set costs minutes; the probe that ran dur
 dev look-alike pairs per checkpoint, `curves.jsonl`) costs nothing more. It is small, so it only drops
 what is clearly bad: a checkpoint whose probe over-refusal is above the step-0 probe's by more than the
 margin even at the low end of its Wilson interval, then the worst by probe violations beyond
-`max_graded`. The λ-scaled copies (`lora_scale`) trace the curve between the base and that checkpoint
-without retraining, so a checkpoint that removes violations but over-refuses a little still yields a
-model within the over-refusal budget."""
+`max_graded`. A dozen probe pairs cannot rank checkpoints that differ by a few answers, so the final
+checkpoint (where training ended) keeps its place among the `max_graded` unless the probe rules it out.
+The λ-scaled copies (`lora_scale`) trace the curve between the base and that checkpoint without retraining,
+so a checkpoint that removes violations but over-refuses a little still yields a model within the
+over-refusal budget."""
 
 from __future__ import annotations
 
@@ -38,10 +40,12 @@ NEAR_SHARE = 10  # a checkpoint closer to the next one than a tenth of its save 
 
 
 def prune_by_probe(checkpoints: Sequence[tuple[int, Path]], curve: dict[int, ProbePoint], margin: float,
-                   max_graded: int | None) -> tuple[list[tuple[int, Path]], list[str]]:
+                   max_graded: int | None, grade_final: bool = False) -> tuple[list[tuple[int, Path]], list[str]]:
     """(checkpoints to grade, one reason per dropped checkpoint). Without probe rows nothing is dropped
     by the probe; a checkpoint a few steps before the next one (the last periodic save just before the
-    final one, e.g. 165 and 166 with saves every 55) is the same model in all but name and is not graded twice."""
+    final one, e.g. 165 and 166 with saves every 55) is the same model in all but name and is not graded twice.
+    With `grade_final`, the final checkpoint takes one of the `max_graded` places whatever its probe
+    violations; the others go to the fewest probe violations."""
     start = curve.get(0)
     kept: list[tuple[int, Path]] = []
     reasons: list[str] = []
@@ -68,7 +72,8 @@ def prune_by_probe(checkpoints: Sequence[tuple[int, Path]], curve: dict[int, Pro
             rate = point.violation_rate if point and point.violation_rate is not None else 1.0
             return (rate, -item[0])  # ties: the later (longer-trained) checkpoint
 
-        ranked = sorted(kept, key=probe_violations)
+        final = [checkpoints[-1]] if grade_final and checkpoints[-1] in kept else []
+        ranked = final + sorted((c for c in kept if c not in final), key=probe_violations)
         for _step, path in ranked[max_graded:]:
             reasons.append(f"{path.name}: not graded — more probe violations than the {max_graded} graded "
                            "checkpoint(s)")

@@ -44,6 +44,10 @@ class SelectSettings(BaseModel):
     max_graded: int | None = Field(
         default=None, ge=1, description="grade at most this many trained checkpoints on the test set: those with "
         "the fewest in-training probe violations (each costs a full evaluation); none: every checkpoint")
+    grade_final: bool = Field(
+        default=True, description="the final checkpoint is one of the max_graded whatever its probe violations "
+        "(unless the probe's over-refusal rules it out): the probe's few pairs cannot rank checkpoints that differ "
+        "by a few answers, and the final one is where training ended")
     probe_margin: float = Field(
         default=0.15, ge=0, le=1, description="a checkpoint is not graded when its probe over-refusal, even at the "
         "low end of its interval, exceeds step 0's by more than this (clearly bad, not merely noisy)")

@@ -242,7 +242,8 @@ def baseline_spec(lineage: dict[str, Any], baseline_model: str | None = None) ->
 def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test",), out: Path | str | None = None,
                       rule: SelectionRule | None = None, baseline_model: str | None = None, judge=None,
                       batch_size: int = EVAL_BATCH_SIZE, lora_scales: Sequence[float] = (),
-                      max_graded: int | None = None, probe_margin: float = 0.15, **eval_config: Any) -> Selection:
+                      max_graded: int | None = None, probe_margin: float = 0.15, grade_final: bool = False,
+                      **eval_config: Any) -> Selection:
     """Evaluate the baseline and the run's checkpoints on `datasets`, apply the rule, write selection.json.
 
     Checkpoints the in-training probe clearly rules out are not graded (see `candidates`); with
@@ -258,7 +259,7 @@ def select_checkpoint(run_dir: Path | str, datasets: Sequence[str] = ("seed:test
     judge = judge or load_judge("refusal-stack")
     baseline = evaluate_spec("baseline", baseline_spec(lineage, baseline_model), datasets, judge, batch_size, step=0,
                              **eval_config)
-    graded, not_graded = prune_by_probe(ckpts, read_probe_curve(root), probe_margin, max_graded)
+    graded, not_graded = prune_by_probe(ckpts, read_probe_curve(root), probe_margin, max_graded, grade_final)
     candidates = [evaluate_checkpoint(path, datasets, judge, batch_size, step=step, **eval_config)
                   for step, path in graded]
     if lora_scales and candidates:

@@ -67,7 +67,7 @@ class SelectStep(Step):
         sel, path = ctx.config.select, ctx.out / "selection.json"
         selection = select_checkpoint(ctx.get(TrainOutput).run_dir, datasets=sel.datasets, out=path, rule=sel.rule,
                                       lora_scales=sel.lora_scales, max_graded=sel.max_graded,
-                                      probe_margin=sel.probe_margin, **eval_args(ctx))
+                                      probe_margin=sel.probe_margin, grade_final=sel.grade_final, **eval_args(ctx))
         console.print(f"selected {selection.chosen}: " + " ".join(selection.reasons))
         return SelectOutput(path=path, selection=selection)
 
