@@ -80,15 +80,16 @@ def wrapped_pairs(spec: str, path: Path) -> str:
 
 
 def posttrain_config(target: str, findings: Path, out: Path) -> Path:
-    """The default config on the already post-trained target, with the findings added; lighter, as a second
-    round is: at most 600 prompts (every pillar × label × language in proportion), 2 samples per prompt,
-    one pass; clearest pairs on both sides; the final checkpoint and its λ-scaled copies (the default's
-    `select.lora_scales`) against the baseline."""
+    """The default config on the already post-trained target, with the findings added; lighter sampling, as a
+    second round's is: at most 600 prompts (every pillar × label × language in proportion), 2 samples per
+    prompt; clearest pairs on both sides. Two passes, as the default trains: after one, a model has learnt to
+    refuse before it tells look-alikes apart (the default config's note). Every saved checkpoint and the
+    λ-scaled copies of the best (the default's `select.lora_scales`) are graded against the baseline."""
     cfg = yaml.safe_load(Path("configs/posttrain-default.yaml").read_text())
     cfg.update(model=target, out=str(out / "posttrain"))
     cfg["sample"].update(dataset=["seed:train", f"redteam:{findings}:train"], num_samples=2, limit=600)
     cfg["reward_model"]["output_dir"] = str(out / "posttrain" / "reward_model")
-    cfg["dpo"].update(epochs=1.0, save_steps=10_000)
+    cfg["dpo"].update(epochs=2.0)
     # The target already refuses some look-alikes, so the second round adds each benign prompt's clearest pair
     # (its most compliant answer over a refusal) as the default adds each harmful prompt's.
     cfg["add_clearest"] = ["harmful", "benign"]
