@@ -18,6 +18,7 @@ from raipipe.cli import app
 from raipipe.evaluate.stats import wilson
 from raipipe.posttrain.config import PostTrainConfig
 from raipipe.posttrain.pipeline import PostTrainPipeline
+from raipipe.posttrain.resumable import stable_dump
 from raipipe.posttrain.select import CandidateMetrics, choose
 from raipipe.posttrain.steps import STEP_NAMES, PlanError, StepNotReady, default_steps
 from raipipe.posttrain.steps.data import PairsOutput, RankOutput, SampleOutput
@@ -147,6 +148,24 @@ def test_a_changed_config_reruns_the_steps_it_affects(tmp_path, cheap, capsys, c
     assert calls[0] == first and "report" in calls
     assert not set(calls) & set(STEP_NAMES[:STEP_NAMES.index(first)])  # nothing before the first affected step
     assert f"step {first}: the config that decides it changed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("section", "base", "option", "value", "first"), [
+    ("sample", {"greedy_sample": True}, "sample_written_prompts", False, "sample"),
+    ("dpo", {}, "precision", "bfloat16", "train"),
+])
+def test_an_option_added_later_leaves_older_runs_resumable_until_it_is_set(tmp_path, section, base, option, value,
+                                                                           first):
+    """Runs recorded before the option existed hashed settings without it: at its default it must not
+    change a step's digest (or a resume would redo sampling and training); set, it must."""
+    settings_cls = type(getattr(PostTrainConfig(), section))
+    assert option in settings_cls.ADDED_LATER
+    before = _pipe(tmp_path, **{section: base}).digests()
+    assert option not in stable_dump(getattr(PostTrainConfig(**{section: base}), section))  # as before it existed
+    assert option in stable_dump(getattr(PostTrainConfig(**{section: base | {option: value}}), section))
+    changed = _pipe(tmp_path, **{section: base | {option: value}}).digests()
+    moved = [name for name in STEP_NAMES if changed[name] != before[name]]
+    assert moved[0] == first and "report" in moved
 
 
 def test_dpo_does_not_retrain_when_only_the_reward_model_changes(tmp_path, cheap):

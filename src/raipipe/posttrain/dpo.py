@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,13 +29,15 @@ from raipipe.posttrain.lora import (
     run_and_record,
     write_json,
 )
+from raipipe.posttrain.resumable import AddedLater
 from raipipe.posttrain.trl_compat import cpu_compact_head, dpo_trainer_class
 
 
-class DPOSettings(BaseModel):
+class DPOSettings(BaseModel, AddedLater):
     """Everything that determines a DPO run; saved next to its checkpoints."""
 
     model_config = ConfigDict(extra="forbid")
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"precision"})  # at its default, runs made before it resume
     model: str = Field(default=DEFAULT_MODEL, description="parent model: embedded:NAME, hf:DIR or hf:BASE+ADAPTER")
     output_dir: Path = Field(default=Path("out/posttrain/dpo"), description="checkpoints, lineage, curves")
     overwrite: bool = Field(default=False, description="replace checkpoints already in output_dir")

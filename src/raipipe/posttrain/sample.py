@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
@@ -27,14 +28,17 @@ from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
 from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_reference_answers
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
+from raipipe.posttrain.resumable import AddedLater, stable_dump
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
 
 console = Console(stderr=True)
 PLAIN, DISTILLED, GREEDY = "policy-model", "policy-model+safety-system-prompt", GREEDY_ORIGIN
 
 
-class SampleSettings(BaseModel):
+class SampleSettings(BaseModel, AddedLater):
     model_config = ConfigDict(extra="forbid")
+    # added after runs recorded their steps' digests: at their default, those runs resume
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"team_reply_max_prompt_tokens", "sample_written_prompts"})
     dataset: str | list[str] = Field(
         default="seed:train", description="trainable prompts (never the test split): one dataset spec or several, "
         "e.g. [seed:train, generated:train]")
@@ -121,20 +125,19 @@ def trainable_records(spec: str | list[str], limit: int | None, seed: int) -> li
 
 TEAM_REPLY_DATASET = "generated:train"  # the prompts team replies were written for
 
-# added after batches were first sampled
-ADDED_OPTIONS = ("greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file",
-                 "team_replies", "team_replies_file", "team_reply_prompts", "team_reply_max_prompt_tokens",
-                 "sample_written_prompts")
+# added after batches were first sampled (before step digests existed): at their default, left out of batch ids
+MANIFEST_ADDED = frozenset({"greedy_sample", "greedy_max_new_tokens", "reference_answers", "reference_answers_file",
+                            "team_replies", "team_replies_file", "team_reply_prompts"})
 
 
 def _manifest_settings(settings: SampleSettings) -> dict:
-    """Settings as stored in the batch manifest; options added later are left out while at their
-    default, so batches sampled before they existed keep their id (and resume)."""
-    out = settings.model_dump(mode="json")
-    for name in ADDED_OPTIONS:
+    """Settings as stored in the batch manifest: batches sampled before an option existed keep their id."""
+    out = stable_dump(settings)
+    for name in MANIFEST_ADDED:
         if getattr(settings, name) == SampleSettings.model_fields[name].default:
             out.pop(name)
     return out
+
 
 
 def batch_id_for(manifest: dict) -> str:

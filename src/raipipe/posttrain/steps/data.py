@@ -16,6 +16,7 @@ from raipipe.models import load_model
 from raipipe.posttrain.pairs import load_pair_dataset, pairs_from_store, save_pair_dataset, split_pairs
 from raipipe.posttrain.ranking.ai_feedback import ai_rank
 from raipipe.posttrain.ranking.jsonl import import_jsonl
+from raipipe.posttrain.resumable import stable_dump
 from raipipe.posttrain.sample import sample_candidates
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
 from raipipe.store.posttrain_tables import Candidate, Ranking
@@ -51,7 +52,7 @@ class SampleStep(Step):
     output = SampleOutput
 
     def determined_by(self, ctx: StepContext) -> dict[str, Any]:
-        return {"model": ctx.config.model, "sample": ctx.config.sample.model_dump(mode="json"),
+        return {"model": ctx.config.model, "sample": stable_dump(ctx.config.sample),
                 "policy": ctx.pack.digest}
 
     def run(self, ctx: StepContext) -> SampleOutput:

@@ -15,6 +15,7 @@ from raipipe.judges.refusal import FeatureRefusalJudge
 from raipipe.posttrain.dpo import train_dpo
 from raipipe.posttrain.grpo import train_grpo
 from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
+from raipipe.posttrain.resumable import stable_dump
 from raipipe.posttrain.reward import CombinedReward
 from raipipe.posttrain.reward_model import RewardModelScorer, train_reward_model
 from raipipe.posttrain.sample import trainable_records
@@ -79,7 +80,7 @@ class TrainStep(Step):
         cfg = ctx.config
         common = {"algorithm": cfg.algorithm, "model": cfg.model, "probe": cfg.probe.model_dump(mode="json")}
         if cfg.algorithm == "dpo":
-            return common | {"dpo": cfg.dpo.model_dump(mode="json", exclude={"output_dir", "overwrite", "model"}),
+            return common | {"dpo": stable_dump(cfg.dpo, exclude={"output_dir", "overwrite", "model"}),
                              "pair_strategy": cfg.pair_strategy, "decisive_only": cfg.decisive_only,
                              "add_clearest": cfg.add_clearest, "pair_weights": cfg.pair_weights}
         return common | {"grpo": cfg.grpo.model_dump(mode="json", exclude={"output_dir", "overwrite", "model"}),
