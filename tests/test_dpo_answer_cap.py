@@ -50,10 +50,12 @@ def _train(model_dir, out, **settings):
     return json.loads((out / "lineage.json").read_text()), fed.seen
 
 
-def test_prompt_filling_max_length_is_left_out_and_counted(tiny_model_dir, tmp_path):
+def test_prompt_filling_max_length_is_left_out_and_counted(tiny_model_dir, tmp_path, capsys):
     lineage, fed = _train(tiny_model_dir, tmp_path / "total", max_length=64)
     assert lineage["n_pairs"] == 4 and lineage["n_kept"] == 3
     assert lineage["left_out"]["n"] == 1 and "63 tokens" in lineage["left_out"]["reason"]
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 of 4 pairs left out" in said and "dpo.max_answer_tokens" in said  # said at run time, with the fix
     assert len(fed["prompt"]) == 3 and max(fed["prompt"]) < 64
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from rich.console import Console
 
 from raipipe.posttrain.lora import (
     DEFAULT_MODEL,
@@ -31,6 +32,8 @@ from raipipe.posttrain.lora import (
 )
 from raipipe.posttrain.resumable import AddedLater
 from raipipe.posttrain.trl_compat import cpu_compact_head, dpo_trainer_class
+
+console = Console(stderr=True)
 
 
 class DPOSettings(BaseModel, AddedLater):
@@ -167,6 +170,12 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
     if not kept:
         raise ValueError(f"every pair's prompt is longer than {prompt_limit} tokens (max_prompt_length="
                          f"{settings.max_prompt_length}, max_length={settings.max_length})")
+    if left_out:
+        fix = ("" if settings.max_answer_tokens else
+               "; dpo.max_answer_tokens keeps an answer budget whatever the prompt's length (wrapped red-team "
+               "findings are long)")
+        console.print(f"[yellow]{len(left_out)} of {len(pairs)} pairs left out: templated prompt longer than "
+                      f"{prompt_limit} tokens{fix}[/]")
     config = settings.model_dump(mode="json")
     write_json(out / "train_config.json", config)
     probe_cb = as_probe_callback(probe, out, settings.eval_every, settings.probe_max_new_tokens)
