@@ -174,7 +174,7 @@ def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=N
         fix = ("" if settings.max_answer_tokens else
                "; dpo.max_answer_tokens keeps an answer budget whatever the prompt's length (wrapped red-team "
                "findings are long)")
-        console.print(f"[yellow]{len(left_out)} of {len(pairs)} pairs left out: templated prompt longer than "
+        console.print(f"[yellow]{len(left_out)} of {len(rows)} pairs left out: templated prompt longer than "
                       f"{prompt_limit} tokens{fix}[/]")
     config = settings.model_dump(mode="json")
     write_json(out / "train_config.json", config)

@@ -139,7 +139,6 @@ def _manifest_settings(settings: SampleSettings) -> dict:
     return out
 
 
-
 def batch_id_for(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
