@@ -18,9 +18,11 @@ class AddedLater:
     ADDED_LATER: ClassVar[frozenset[str]] = frozenset()
 
 
-def stable_dump(settings: BaseModel, exclude: set[str] | None = None) -> dict[str, Any]:
-    """`settings` as JSON-ready values, without the options added later that are at their default."""
-    added: frozenset[str] = getattr(type(settings), "ADDED_LATER", frozenset())
+def stable_dump(settings: BaseModel, exclude: set[str] | None = None,
+                also_added: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`settings` as JSON-ready values, without the options added later that are at their default
+    (`also_added`: more such options, for a hash that predates the class's list)."""
+    added: frozenset[str] = getattr(type(settings), "ADDED_LATER", frozenset()) | also_added
     out = settings.model_dump(mode="json", exclude=exclude)
     for name in added:
         if name in out and getattr(settings, name) == type(settings).model_fields[name].default:

@@ -132,11 +132,7 @@ MANIFEST_ADDED = frozenset({"greedy_sample", "greedy_max_new_tokens", "reference
 
 def _manifest_settings(settings: SampleSettings) -> dict:
     """Settings as stored in the batch manifest: batches sampled before an option existed keep their id."""
-    out = stable_dump(settings)
-    for name in MANIFEST_ADDED:
-        if getattr(settings, name) == SampleSettings.model_fields[name].default:
-            out.pop(name)
-    return out
+    return stable_dump(settings, also_added=MANIFEST_ADDED)
 
 
 def batch_id_for(manifest: dict) -> str:
