@@ -13,6 +13,7 @@ intervals; nothing is asserted. Goals: attack success on held-out seeds down >= 
 over-refusal on look-alikes and on wrapped look-alikes up <= 5 points.
 
     .venv/bin/python benchmarks/bench_redteam_loop.py [--target hf:out/posttrain/model/merged] [--out out/loop]
+        [--seed 1]
 """
 
 from __future__ import annotations
@@ -56,11 +57,11 @@ def attack(target: str, seeds: str, out: Path, sweep: Path) -> None:
             "--all-seeds", "--concurrency", "32", "--quiet")
 
 
-def seed_sample(spec: str, pairs: int, path: Path) -> str:
+def seed_sample(spec: str, pairs: int, path: Path, seed: int = 0) -> str:
     """`pairs` harmful/benign pairs of a spec, every pillar × language in proportion (seeded)."""
     if not path.exists():
         _, records = resolve_dataset(spec)
-        write_jsonl(stratified_limit(list(records), 2 * pairs, seed=0), path)
+        write_jsonl(stratified_limit(list(records), 2 * pairs, seed=seed), path)
     return str(path)
 
 
@@ -79,7 +80,7 @@ def wrapped_pairs(spec: str, path: Path) -> str:
     return str(path)
 
 
-def posttrain_config(target: str, findings: Path, out: Path) -> Path:
+def posttrain_config(target: str, findings: Path, out: Path, seed: int = 0) -> Path:
     """The default config on the already post-trained target, with the findings added; lighter sampling, as a
     second round's is: at most 600 prompts (every pillar × label × language in proportion), 2 samples per
     prompt; clearest pairs on both sides. Two passes, as the default trains: after one, a model has learnt to
@@ -96,6 +97,9 @@ def posttrain_config(target: str, findings: Path, out: Path) -> Path:
     # (its most compliant answer over a refusal) as the default adds each harmful prompt's.
     cfg["add_clearest"] = ["harmful", "benign"]
     cfg["select"].update(max_graded=None)
+    if seed:  # seed 0 leaves the default's own seeds in place
+        for step in ("sample", "reward_model", "dpo"):
+            cfg[step]["seed"] = seed
     path = out / "posttrain.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -113,6 +117,8 @@ def main() -> None:
     ap.add_argument("--test-seeds", default="seed:test", help="held-out seeds, attacked before and after")
     ap.add_argument("--max-test-seeds", type=int, default=48, help="harmful held-out seeds attacked "
                     "(and their look-alikes, wrapped)")
+    ap.add_argument("--seed", type=int, default=0, help="seeds which train prompts are attacked and the second "
+                    "round's sampling and training; the held-out seeds stay the same sample for every seed")
     args = ap.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -122,11 +128,11 @@ def main() -> None:
 
     findings = out / "findings"
     if not any(findings.glob("v*")):  # once promoted, the findings are what later steps use
-        train_seeds = seed_sample("seed:train", args.train_seeds, out / "seeds-train.jsonl")
+        train_seeds = seed_sample("seed:train", args.train_seeds, out / "seeds-train.jsonl", args.seed)
         attack(args.target, train_seeds, out / "attack-train", sweep)
         raipipe("redteam", "promote", "--run", str(out / "attack-train"), "--out", str(findings),
                 "--test-fraction", "0", "--no-specificity")
-    raipipe("posttrain", "--config", str(posttrain_config(args.target, findings, out)))
+    raipipe("posttrain", "--config", str(posttrain_config(args.target, findings, out, args.seed)))
     summary = json.loads((out / "posttrain" / "posttrain_summary.json").read_text())
     chosen = summary["selection"]["chosen"]
     after = f"hf:{out / 'posttrain' / 'model' / 'merged'}"
