@@ -85,9 +85,10 @@ def posttrain_config(target: str, findings: Path, out: Path, seed: int = 0) -> P
     second round's is: at most 600 prompts (every pillar × label × language in proportion), 2 samples per
     prompt; clearest pairs on both sides. Two passes, as the default trains: after one, a model has learnt to
     refuse before it tells look-alikes apart (the default config's note). Every saved checkpoint and the
-    λ-scaled copies of the best (the default's `select.lora_scales`) are graded against the baseline. Answers
-    are cut to a token budget rather than prompt + answer to the default's total: most wrapped prompts alone
-    fill that total, and DPO would leave their pairs out (all json_wrapper findings, and over half of all)."""
+    λ-scaled copies of the best (the default's `select.lora_scales`) are graded against the baseline on seed:dev,
+    apart from the held-out seeds. Answers are cut to a token budget rather than prompt + answer to the default's
+    total: most wrapped prompts alone fill that total, and DPO would leave their pairs out (all json_wrapper
+    findings, and over half of all)."""
     cfg = yaml.safe_load(Path("configs/posttrain-default.yaml").read_text())
     cfg.update(model=target, out=str(out / "posttrain"))
     cfg["sample"].update(dataset=["seed:train", f"redteam:{findings}:train"], num_samples=2, limit=600)
@@ -96,7 +97,9 @@ def posttrain_config(target: str, findings: Path, out: Path, seed: int = 0) -> P
     # The target already refuses some look-alikes, so the second round adds each benign prompt's clearest pair
     # (its most compliant answer over a refusal) as the default adds each harmful prompt's.
     cfg["add_clearest"] = ["harmful", "benign"]
-    cfg["select"].update(max_graded=None)
+    # Chosen on seed:dev: the held-out attack seeds are seed:test prompts, so choosing on seed:test would pick the
+    # checkpoint on the very prompts the after-numbers are measured on.
+    cfg["select"].update(datasets=["seed:dev"], max_graded=None)
     if seed:  # seed 0 leaves the default's own seeds in place
         for step in ("sample", "reward_model", "dpo"):
             cfg[step]["seed"] = seed
