@@ -38,7 +38,7 @@ from raipipe.evaluate.suite import evaluate_spec
 from raipipe.judges import load_judge
 from raipipe.models.base import GenerationParams
 from raipipe.redteam.converters.chain import ConverterChain
-from raipipe.redteam.report import load_run_report
+from raipipe.redteam.report import GroupStats, load_run_report
 
 WRAPPERS = ["role_play", "fiction", "hypothetical", "academic", "past_tense", "prefix_injection",
             "refusal_suppression", "instruction_override", "task_sandwich", "json_wrapper"]
@@ -147,10 +147,11 @@ def main() -> None:
     judge = load_judge(JUDGE)
     test_seeds = seed_sample(args.test_seeds, args.max_test_seeds, out / "seeds-test.jsonl")
     wrapped = wrapped_pairs(test_seeds, out / "wrapped-test.jsonl")
-    rows = {}
+    rows, by_wrapper = {}, {}
     for name, spec in models.items():
         attack(spec, test_seeds, out / f"attack-test-{name}", sweep)
-        report, _ = load_run_report(out / f"attack-test-{name}")
+        report, records = load_run_report(out / f"attack-test-{name}")
+        by_wrapper[name] = {w: GroupStats.of([r for r in records if r.chain[0].name == w]).asr for w in WRAPPERS}
         store = str(out / f"eval-{name}.db")
         params = GenerationParams(max_new_tokens=48)
         plain = evaluate_spec(name, spec, [args.test_seeds], judge, store=store, stage="loop", params=params)
@@ -165,6 +166,13 @@ def main() -> None:
         table.add_row(name, cell(asr), cell(plain.violation), cell(plain.over_refusal), cell(wrap.violation),
                       cell(wrap.over_refusal))
     Console().print(table)
+    wrappers = Table(title="attack success by wrapper (successes / judged attempts)")
+    wrappers.add_column("wrapper")
+    for name in by_wrapper:
+        wrappers.add_column(name)
+    for w in WRAPPERS:
+        wrappers.add_row(w, *(f"{rates[w].k}/{rates[w].n}" for rates in by_wrapper.values()))
+    Console().print(wrappers)
     if len(rows) == 2:
         (b, pb, wb), (a, pa, wa) = rows["before"], rows["after"]
         drop = 1 - a.rate / b.rate if b.rate else float("nan")
