@@ -65,7 +65,9 @@ def test_pair_settings_of_the_default_config_drive_which_pairs_dpo_sees():
      r"c\.yaml.*add_clearest adds pairs to greedy-anchored ones"),
     ("select: {datasets: ['seed:dev'], confirm_datasets: ['seed:test', 'seed:dev']}\n",
      r"c\.yaml.*select.*confirm_datasets repeats \['seed:dev'\]"),
-], ids=["unknown-key", "pair-weight-label", "add-clearest-label", "add-clearest-strategy", "confirm-overlap"])
+    ("select: {ood_datasets: [xstest, harmbnech]}\n", r"c\.yaml.*select\.ood_datasets.*'harmbnech' is no dataset spec"),
+], ids=["unknown-key", "pair-weight-label", "add-clearest-label", "add-clearest-strategy", "confirm-overlap",
+        "ood-typo"])
 def test_bad_config_names_file_and_field(tmp_path, text, match):
     bad = tmp_path / "c.yaml"
     bad.write_text(text)

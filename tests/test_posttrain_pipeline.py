@@ -4,11 +4,14 @@ AI-feedback ranking, reward model, DPO with LoRA, probes, selection, export) and
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
 
 from raipipe.cli import app
+
+BENCHMARKS = Path(__file__).parent / "fixtures" / "benchmarks"
 
 
 def test_posttrain_end_to_end_and_resume(tmp_path):
@@ -23,7 +26,10 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
         "probe": {"n_pairs": 2},
         "select": {"datasets": ["seed:test"], "limit": 6, "max_new_tokens": 12, "confirm_datasets": ["seed:dev"],
                    "max_graded": 1, "lora_scales": [0.5],  # one checkpoint graded, plus its λ = 0.5 copy
-                   "rule": {"tolerance": 1.0, "require_improvement": False}},  # a checkpoint is chosen: export runs
+                   "rule": {"tolerance": 1.0, "require_improvement": False},  # a checkpoint is chosen: export runs
+                   # a public benchmark read from a local copy, and one from the Hub, which tests run offline
+                   "ood_datasets": [f"xstest:{BENCHMARKS / 'xstest_prompts.csv'}", "harmbench"],
+                   "ood_limit": 4},
     }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -67,6 +73,14 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     assert conf["after"]["run_id"] not in {c["run_id"] for c in sel["candidates"]} | {conf["baseline"]["run_id"]}
     assert "Confirmation on datasets selection did not see (seed:dev" in (out / "report.html").read_text()
     assert "confirmation" in result.output
+    # The same two models on prompts nobody here wrote, each dataset apart; one that cannot be read is named.
+    xstest, harmbench = summary["out_of_distribution"]
+    assert xstest["not_measured"] is None and xstest["dataset"].startswith("xstest:")
+    assert xstest["confirmation"]["chosen"] == sel["chosen"] and 0 < xstest["confirmation"]["baseline"]["n"] <= 4
+    assert xstest["confirmation"]["after"]["n"] == xstest["confirmation"]["baseline"]["n"]
+    assert harmbench["confirmation"] is None and "HF_HUB_OFFLINE" in harmbench["not_measured"]
+    html = (out / "report.html").read_text()
+    assert "Out of distribution" in html and "harmbench: not measured" in html
 
     # Every step recorded its completion in the store, the same way.
     from raipipe.posttrain.config import PostTrainConfig

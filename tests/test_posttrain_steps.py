@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from raipipe.cli import app
+from raipipe.cli.posttrain_cmd import STEPS_HELP
 from raipipe.evaluate.stats import wilson
 from raipipe.posttrain.config import PostTrainConfig
 from raipipe.posttrain.pipeline import PostTrainPipeline
@@ -22,7 +23,13 @@ from raipipe.posttrain.resumable import stable_dump
 from raipipe.posttrain.select import CandidateMetrics, choose
 from raipipe.posttrain.steps import STEP_NAMES, PlanError, StepNotReady, default_steps
 from raipipe.posttrain.steps.data import PairsOutput, RankOutput, SampleOutput
-from raipipe.posttrain.steps.evaluation import ConfirmOutput, ExportOutput, ReportOutput, SelectOutput
+from raipipe.posttrain.steps.evaluation import (
+    ConfirmOutput,
+    ExportOutput,
+    OutOfDistributionOutput,
+    ReportOutput,
+    SelectOutput,
+)
 from raipipe.posttrain.steps.ledger import DONE, FAILED, STARTED
 from raipipe.posttrain.steps.training import RewardModelOutput, TrainOutput
 
@@ -43,6 +50,7 @@ def _fake_output(name: str, out: Path):
         "train": TrainOutput(algorithm="dpo", run_dir=out / "dpo", steps=2, checkpoints=[1, 2]),
         "select": SelectOutput(path=out / "selection.json", selection=_selection()),
         "confirm": ConfirmOutput(),
+        "ood": OutOfDistributionOutput(),
         "export": ExportOutput(),
         "report": ReportOutput(summary_path=out / "posttrain_summary.json", report_path=out / "report.html"),
     }[name]
@@ -77,8 +85,9 @@ def _pipe(tmp_path, **changes) -> PostTrainPipeline:
 
 def test_steps_are_an_ordered_list_whose_inputs_come_from_earlier_steps():
     steps = default_steps()
-    assert STEP_NAMES == ("sample", "rank", "pairs", "reward-model", "train", "select", "confirm", "export",
+    assert STEP_NAMES == ("sample", "rank", "pairs", "reward-model", "train", "select", "confirm", "ood", "export",
                           "report")
+    assert STEPS_HELP == ", ".join(STEP_NAMES)  # the CLI's help names them without importing the steps
     made: set[type] = set()
     for step in steps:
         assert set(step.inputs) <= made, f"{step.name} reads an output no earlier step produces"
@@ -119,7 +128,7 @@ def test_a_crash_resumes_at_the_step_that_was_running(tmp_path, cheap):
 
     calls.clear()
     pipe.run()
-    assert calls == ["train", "select", "confirm", "export", "report"]  # done steps are not redone
+    assert calls == ["train", "select", "confirm", "ood", "export", "report"]  # done steps are not redone
     assert pipe.ledger.get("train").attempts == 2 and pipe.ledger.get("train").status == DONE
 
 
@@ -139,6 +148,7 @@ def test_a_killed_step_left_started_runs_again(tmp_path, cheap):
     ({"dpo": {"beta": 0.2}}, "train"),
     ({"heldout_fraction": 0.3}, "pairs"),
     ({"sample": {"num_samples": 2}}, "sample"),
+    ({"select": {"ood_datasets": ["xstest"]}}, "ood"),  # measured after the choice: selection is not redone
 ])
 def test_a_changed_config_reruns_the_steps_it_affects(tmp_path, cheap, capsys, changes, first):
     calls, _ = cheap
@@ -189,7 +199,7 @@ def test_only_and_from_select_steps_and_read_inputs_from_the_store(tmp_path, che
     assert calls == ["pairs", "train"] and list(results) == ["pairs", "train"]
     calls.clear()
     _pipe(tmp_path).run(start="confirm")
-    assert calls == ["confirm", "export", "report"]
+    assert calls == ["confirm", "ood", "export", "report"]
     with pytest.raises(PlanError, match="unknown step 'bogus'"):
         pipe.run(only=["bogus"])
     with pytest.raises(PlanError, match="not both"):

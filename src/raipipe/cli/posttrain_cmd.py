@@ -11,7 +11,7 @@ from rich.console import Console
 console = Console()
 app = typer.Typer(no_args_is_help=True, invoke_without_command=True)
 
-STEPS_HELP = "sample, rank, pairs, reward-model, train, select, confirm, export, report"
+STEPS_HELP = "sample, rank, pairs, reward-model, train, select, confirm, ood, export, report"  # steps.STEP_NAMES
 
 
 def _pipeline(config: Path | None, algorithm: str | None = None):
@@ -62,7 +62,7 @@ def _print_results(results: dict) -> None:
 def run_all(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config"),
             only: list[str] = typer.Option([], "--only", help=f"run just this step (repeatable): {STEPS_HELP}"),
             start: str | None = typer.Option(None, "--from", help="run this step and every one after it")) -> None:
-    """Run sample → rank → pairs → reward model → train → select → confirm → export → report. A rerun skips
+    """Run sample → rank → pairs → reward model → train → select → confirm → ood → export → report. A rerun skips
     the steps the store records as done under the same config and resumes at the one that was running."""
     if ctx.invoked_subcommand:
         ctx.obj = config

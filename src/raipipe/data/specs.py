@@ -74,6 +74,18 @@ def _generated(spec: str) -> tuple[str, list[PromptRecord]]:
     return spec, records
 
 
+def check_spec_form(spec: str) -> None:
+    """Raise SpecError when a spec has none of the accepted forms, without loading it: a typo fails before any
+    compute, while whether a benchmark's file or Hub copy can be read is known only on loading."""
+    head = spec.strip().partition(":")[0]
+    if head in ("seed", "generated", "redteam") or Path(spec).expanduser().is_file():
+        return
+    try:
+        get_loader(head)
+    except KeyError:
+        raise SpecError(f"{spec!r} is no dataset spec; {valid_forms()}") from None
+
+
 def resolve_dataset(spec: str) -> tuple[str, list[PromptRecord]]:
     """Return (display name, records) for a dataset spec; raise SpecError naming the valid forms."""
     spec = spec.strip()

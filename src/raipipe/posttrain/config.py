@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from raipipe.data.specs import check_spec_form
 from raipipe.judges.base import load_judge
 from raipipe.policy.loader import parse_yaml_model
 from raipipe.posttrain.dpo import DPOSettings
@@ -73,6 +74,21 @@ class SelectSettings(BaseModel):
         default_factory=list, description="datasets the baseline and the chosen checkpoint are measured on after "
         "selection, never used to choose (e.g. select on seed:dev, confirm on seed:test): numbers free of the "
         "optimism of reporting the best checkpoint on the set it was picked on; must share no prompt with datasets")
+
+    ood_datasets: list[str] = Field(
+        default_factory=list, description="prompts nobody here wrote, e.g. public benchmarks (xstest, harmbench, "
+        "or BENCH:FILE for a local copy): the baseline and the chosen model are measured on each, apart, after the "
+        "choice, and the report shows them as out-of-distribution; evaluation only, never trained or selected on. "
+        "One that cannot be read (no local file, the Hub offline) is reported as not measured and the run goes on")
+    ood_limit: int | None = Field(default=100, ge=2, description="records per out-of-distribution dataset "
+                                  "(every pillar × label × language in proportion); none: all")
+
+    @field_validator("ood_datasets")
+    @classmethod
+    def _ood_forms(cls, specs: list[str]) -> list[str]:
+        for spec in specs:
+            check_spec_form(spec)
+        return specs
 
     @model_validator(mode="after")
     def _confirm_apart(self) -> SelectSettings:

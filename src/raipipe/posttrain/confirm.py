@@ -62,18 +62,19 @@ def check_disjoint(selection_datasets: Sequence[str], confirm_datasets: Sequence
 
 def confirm_selection(selection: Selection, run_dir: Path | str, datasets: Sequence[str],
                       out: Path | str | None = None, baseline_model: str | None = None, judge=None,
-                      batch_size: int = EVAL_BATCH_SIZE, **eval_config: Any) -> Confirmation:
-    """Evaluate the baseline and the chosen checkpoint on `datasets`; write confirmation.json next to the run."""
+                      batch_size: int = EVAL_BATCH_SIZE, stage: str = STAGE, **eval_config: Any) -> Confirmation:
+    """Evaluate the baseline and the chosen checkpoint on `datasets`; write confirmation.json next to the run.
+    `stage` names the store runs (confirmation, or an out-of-distribution check)."""
     selected_on = list(selection.context.get("datasets", []))
     check_disjoint(selected_on, datasets)
     judge = judge or load_judge("refusal-stack")
     lineage = selection.context.get("run_lineage", {})
     spec = baseline_spec(lineage, baseline_model)
-    baseline = evaluate_spec("baseline", spec, datasets, judge, batch_size, step=0, stage=STAGE, **eval_config)
+    baseline = evaluate_spec("baseline", spec, datasets, judge, batch_size, step=0, stage=stage, **eval_config)
     after = None
     if not selection.kept_baseline:
         after = evaluate_checkpoint(Path(run_dir) / selection.chosen, datasets, judge, batch_size,
-                                    step=selection.chosen_step, stage=STAGE, **eval_config)
+                                    step=selection.chosen_step, stage=stage, **eval_config)
     confirmation = Confirmation(datasets=list(datasets), selection_datasets=selected_on, judge=judge.judge_id,
                                 chosen=selection.chosen, baseline=baseline, after=after)
     confirmation.write(Path(out) if out else Path(run_dir) / "confirmation.json")

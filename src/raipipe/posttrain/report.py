@@ -98,8 +98,16 @@ def _confirmation(sessions, confirmation) -> dict | None:
     return {**confirmation.model_dump(mode="json"), "paired_test": paired}
 
 
+def _out_of_distribution(sessions, ood) -> list[dict] | None:
+    """Each out-of-distribution dataset's before/after with its paired test, or why it was not measured."""
+    if ood is None:
+        return None
+    return [{"dataset": r.dataset, "not_measured": r.not_measured, "limit": ood.limit,
+             "confirmation": _confirmation(sessions, r.confirmation)} for r in ood.results]
+
+
 def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_dir: Path, selection,
-                           model_dir: Path | None, confirmation=None) -> dict:
+                           model_dir: Path | None, confirmation=None, ood=None) -> dict:
     from raipipe.posttrain.probe import read_curves  # lazy: probe imports transformers
 
     judge_id = selection.context.get("judge", "")
@@ -140,6 +148,7 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "training_data": _training_data(pipe.sessions, batch_id, Path(cfg.out), run_dir),
         "independence": _independence_warning(pipe.sessions, batch_id, judge_id),
         "confirmation": _confirmation(pipe.sessions, confirmation),
+        "out_of_distribution": _out_of_distribution(pipe.sessions, ood),
     }
     out = Path(cfg.out)
     (out / "posttrain_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

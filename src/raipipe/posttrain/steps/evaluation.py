@@ -12,6 +12,7 @@ from raipipe.judges.refusal import FeatureRefusalJudge
 from raipipe.models.base import GenerationParams
 from raipipe.posttrain.confirm import Confirmation, check_disjoint, confirm_selection
 from raipipe.posttrain.export import export_checkpoint
+from raipipe.posttrain.ood import OutOfDistribution, measure_out_of_distribution
 from raipipe.posttrain.report import write_posttrain_report
 from raipipe.posttrain.select import Selection, select_checkpoint
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
@@ -19,6 +20,7 @@ from raipipe.posttrain.steps.data import RankOutput, SampleOutput
 from raipipe.posttrain.steps.training import RewardModelOutput, TrainOutput
 
 console = Console(stderr=True)
+AFTER_THE_CHOICE = {"confirm_datasets", "ood_datasets", "ood_limit"}  # select settings that never change the choice
 
 
 class SelectOutput(StepOutput):
@@ -28,6 +30,10 @@ class SelectOutput(StepOutput):
 
 class ConfirmOutput(StepOutput):
     confirmation: Confirmation | None = None
+
+
+class OutOfDistributionOutput(StepOutput):
+    ood: OutOfDistribution | None = None
 
 
 class ExportOutput(StepOutput):
@@ -50,7 +56,7 @@ def eval_args(ctx: StepContext) -> dict[str, Any]:
 
 def _eval_settings(ctx: StepContext) -> dict[str, Any]:
     return {"baseline": ctx.config.model, "store": ctx.config.store_url,
-            "select": ctx.config.select.model_dump(mode="json", exclude={"confirm_datasets"})}
+            "select": ctx.config.select.model_dump(mode="json", exclude=AFTER_THE_CHOICE)}
 
 
 class SelectStep(Step):
@@ -100,6 +106,36 @@ class ConfirmStep(Step):
         return ConfirmOutput(confirmation=conf)
 
 
+class OutOfDistributionStep(Step):
+    """Baseline and chosen model on each of `select.ood_datasets`, apart (nothing to do when none are set)."""
+
+    name = "ood"
+    inputs = (TrainOutput, SelectOutput)
+    output = OutOfDistributionOutput
+
+    def determined_by(self, ctx: StepContext) -> dict[str, Any]:
+        sel = ctx.config.select
+        return _eval_settings(ctx) | {"ood_datasets": sel.ood_datasets, "ood_limit": sel.ood_limit}
+
+    def run(self, ctx: StepContext) -> OutOfDistributionOutput:
+        sel = ctx.config.select
+        if not sel.ood_datasets:
+            return OutOfDistributionOutput()
+        settings = eval_args(ctx) | {"limit": sel.ood_limit}
+        ood = measure_out_of_distribution(ctx.get(SelectOutput).selection, ctx.get(TrainOutput).run_dir,
+                                          sel.ood_datasets, ctx.out / "ood", **settings)
+        for r in ood.results:
+            if r.confirmation is None:
+                console.print(f"[yellow]out of distribution: {r.dataset} not measured: {r.not_measured}[/]")
+            else:
+                c = r.confirmation
+                after = c.after or c.baseline
+                console.print(f"out of distribution, {r.dataset}: violation {c.baseline.violation.fmt()} -> "
+                              f"{after.violation.fmt()}, over-refusal {c.baseline.over_refusal.fmt()} -> "
+                              f"{after.over_refusal.fmt()}")
+        return OutOfDistributionOutput(ood=ood)
+
+
 class ExportStep(Step):
     """The chosen checkpoint as servable adapter and merged directories (nothing when the baseline is kept)."""
 
@@ -121,11 +157,13 @@ class ReportStep(Step):
     """posttrain_summary.json and report.html: before/after per pillar, paired tests, curves, the choice."""
 
     name = "report"
-    inputs = (SampleOutput, RankOutput, RewardModelOutput, TrainOutput, SelectOutput, ConfirmOutput, ExportOutput)
+    inputs = (SampleOutput, RankOutput, RewardModelOutput, TrainOutput, SelectOutput, ConfirmOutput,
+              OutOfDistributionOutput, ExportOutput)
     output = ReportOutput
 
     def run(self, ctx: StepContext) -> ReportOutput:
         write_posttrain_report(ctx, ctx.get(SampleOutput).batch_id, ctx.get(RewardModelOutput).metrics,
                                ctx.get(TrainOutput).run_dir, ctx.get(SelectOutput).selection,
-                               ctx.get(ExportOutput).model_dir, ctx.get(ConfirmOutput).confirmation)
+                               ctx.get(ExportOutput).model_dir, ctx.get(ConfirmOutput).confirmation,
+                               ctx.get(OutOfDistributionOutput).ood)
         return ReportOutput(summary_path=ctx.out / "posttrain_summary.json", report_path=ctx.out / "report.html")
