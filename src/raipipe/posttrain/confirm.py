@@ -39,6 +39,12 @@ class Confirmation(BaseModel):
     def write(self, path: Path | str) -> Path:
         return write_json(Path(path), self.model_dump(mode="json"))
 
+    def line(self) -> str:
+        """Both sides before -> after, for the console."""
+        after = self.after or self.baseline
+        return (f"violation {self.baseline.violation.fmt()} -> {after.violation.fmt()}, over-refusal "
+                f"{self.baseline.over_refusal.fmt()} -> {after.over_refusal.fmt()} (judge {self.judge})")
+
 
 def _prompts(specs: Sequence[str]) -> dict[str, str]:
     """Each prompt, normalised as dedup compares them (case, punctuation, spacing), → where it was found."""

@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from raipipe.data.specs import resolve_dataset
 from raipipe.errors import DatasetError
 from raipipe.posttrain.confirm import Confirmation, confirm_selection
 from raipipe.posttrain.lora import write_json
@@ -52,13 +51,12 @@ def measure_out_of_distribution(selection: Selection, run_dir: Path | str, datas
     out_dir = Path(out_dir)
     results = []
     for spec in datasets:
-        try:
-            resolve_dataset(spec)
+        try:  # loading the dataset is the first thing a confirmation does
+            conf = confirm_selection(selection, run_dir, [spec], out=out_dir / f"{_slug(spec)}.json", stage=STAGE,
+                                     **(eval_args | {"limit": limit}))
         except DatasetError as exc:
             results.append(OutOfDistributionResult(dataset=spec, not_measured=str(exc)))
             continue
-        conf = confirm_selection(selection, run_dir, [spec], out=out_dir / f"{_slug(spec)}.json", stage=STAGE,
-                                 **(eval_args | {"limit": limit}))
         results.append(OutOfDistributionResult(dataset=spec, confirmation=conf))
     ood = OutOfDistribution(limit=limit, results=results)
     ood.write(out_dir / "ood.json")

@@ -99,10 +99,7 @@ class ConfirmStep(Step):
             return ConfirmOutput()
         conf = confirm_selection(ctx.get(SelectOutput).selection, ctx.get(TrainOutput).run_dir, datasets,
                                  out=ctx.out / "confirmation.json", **eval_args(ctx))
-        after = conf.after or conf.baseline
-        console.print(f"confirmed on {', '.join(conf.datasets)}: violation {conf.baseline.violation.fmt()} -> "
-                      f"{after.violation.fmt()}, over-refusal {conf.baseline.over_refusal.fmt()} -> "
-                      f"{after.over_refusal.fmt()} (judge {conf.judge})")
+        console.print(f"confirmed on {', '.join(conf.datasets)}: {conf.line()}")
         return ConfirmOutput(confirmation=conf)
 
 
@@ -128,11 +125,7 @@ class OutOfDistributionStep(Step):
             if r.confirmation is None:
                 console.print(f"[yellow]out of distribution: {r.dataset} not measured: {r.not_measured}[/]")
             else:
-                c = r.confirmation
-                after = c.after or c.baseline
-                console.print(f"out of distribution, {r.dataset}: violation {c.baseline.violation.fmt()} -> "
-                              f"{after.violation.fmt()}, over-refusal {c.baseline.over_refusal.fmt()} -> "
-                              f"{after.over_refusal.fmt()}")
+                console.print(f"out of distribution, {r.dataset}: {r.confirmation.line()}")
         return OutOfDistributionOutput(ood=ood)
 
 
