@@ -192,6 +192,10 @@ def print_run(con: Console, report, result, max_length: int, wall: float, run_di
         for metric in ("violation", "over_refusal"):
             b, a = getattr(before.probes["all"], metric), getattr(after.probes["all"], metric)
             con.print(f"probe {metric:<12} {b.fmt()} → {a.fmt()}")
+        for change in report.paired:
+            if change.corrected is not None and change.corrected.estimate is not None:
+                con.print(f"judge-corrected {change.metric} change {change.corrected.fmt()} "
+                          f"({'within' if change.corrected.within_judge_error else 'beyond'} judge error)")
     if before.preference and after.preference:
         b, a = before.preference["all"], after.preference["all"]
         con.print(f"separation (AUC)   {b.auc:.3f} [{b.auc_low:.3f}, {b.auc_high:.3f}] → {a.auc:.3f} "
@@ -203,7 +207,7 @@ def print_run(con: Console, report, result, max_length: int, wall: float, run_di
 
 def second_reading(con: Console, reports, judge, questions):
     """Every seed's before/after answers scored again by a second judge, with how often it agrees with the first."""
-    from raipipe.pretrain.probes import compare, judge_agreement, regrade
+    from raipipe.pretrain.probes import ProbeConfig, compare, judge_agreement, regrade
 
     def agreement(label: str, first, second) -> None:
         a = judge_agreement(first, second)
@@ -212,13 +216,14 @@ def second_reading(con: Console, reports, judge, questions):
                   f"{judge.name} {a.unscoreable_only_second}")
 
     parent = reports[0][1].checkpoints[0]  # every seed starts from the same parent answers
+    calibration = ProbeConfig().report_calibration(judge)
     before = regrade(parent, judge, questions)
     agreement("parent", parent, before)
     out = []
     for seed, report in reports:
         after = regrade(report.checkpoints[1], judge, questions)
         agreement(f"seed {seed}", report.checkpoints[1], after)
-        out.append((seed, compare([before, after])))
+        out.append((seed, compare([before, after], calibration)))
     return out
 
 
@@ -251,7 +256,7 @@ def seed_table(reports, title: str = "continued pretraining across seeds") -> Ta
         table.add_column(col, justify="right")
     for seed, report in reports:
         before, after = report.checkpoints
-        tests = {c.metric: c.test for c in report.paired}
+        tests = {c.metric: c for c in report.paired}
         cells = [str(seed)]
         for general in (False, True):
             cells.append(f"{domain_ppl(after, general)[0] / domain_ppl(before, general)[0] - 1:+.1%}")

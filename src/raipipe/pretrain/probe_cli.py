@@ -38,6 +38,10 @@ def probe(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=8, help="answer length")] = 64,
     languages: Annotated[str, typer.Option("--languages", help="comma-separated languages (default: all)")] = "",
     probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder (default: shipped)")] = None,
+    calibration: Annotated[str, typer.Option("--calibration", help="labelled set that measures the judge's error "
+                                             "for the judge-corrected rows: probe-answers (people-labelled answers "
+                                             "to this probe), judge (its own held-out set), a JSONL path, or "
+                                             "none")] = "probe-answers",
 ) -> None:
     """Perplexity per RAI pillar vs general text and sparse-question probes for each model, side by side."""
     from raipipe.pretrain.probes import (
@@ -61,10 +65,12 @@ def probe(
         cfg = ProbeConfig(probe_dir=str(probe_dir) if probe_dir else None, run_sparse=sparse, languages=langs,
                           sparse=SparseSettings(max_new_tokens=max_new_tokens, judge=judge),
                           run_preference=preference,
-                          preference=PreferenceSettings.model_validate({"frame": frame}))
+                          preference=PreferenceSettings.model_validate({"frame": frame}),
+                          calibration=calibration)
         judge_obj = None
         if sparse:
             judge_obj = load_judge(judge)
+        judge_error = cfg.report_calibration(judge_obj)  # a bad --calibration fails before any probing
         results = []
         for i, spec in enumerate(model):
             name = labels[i] if labels else f"m{i}"
@@ -73,7 +79,7 @@ def probe(
             (out / f"{name}.json").write_text(results[-1].model_dump_json(indent=2), encoding="utf-8")
     except (RaipipeError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
-    report = compare(results)
+    report = compare(results, judge_error)
     paths = write_report(report, out)
     con = Console(highlight=False, soft_wrap=True)
     con.print(console_table(report))
@@ -88,11 +94,16 @@ def regrade_cmd(
     out: Annotated[Path, typer.Option("--out", help="folder for the regraded results and their report")],
     probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder the answers came from "
                                                    "(default: shipped)")] = None,
+    calibration: Annotated[str, typer.Option("--calibration", help="labelled set that measures the judge's error "
+                                             "for the judge-corrected rows: probe-answers (people-labelled answers "
+                                             "to this probe), judge (its own held-out set), a JSONL path, or "
+                                             "none")] = "probe-answers",
 ) -> None:
     """Score stored sparse-probe answers again with another judge (no generation): the report as that judge
     reads it, and how often it agrees with the judge that scored them first."""
     from raipipe.pretrain.probes import (
         CheckpointProbes,
+        ProbeConfig,
         compare,
         console_table,
         judge_agreement,
@@ -106,6 +117,7 @@ def regrade_cmd(
         require_writable(out, "--out")
         questions = load_questions(probe_dir)
         judge_obj = load_judge(judge)
+        judge_error = ProbeConfig(calibration=calibration).report_calibration(judge_obj)
         firsts = [CheckpointProbes.model_validate_json(p.read_text(encoding="utf-8")) for p in results]
         regraded = [regrade(cp, judge_obj, questions) for cp in firsts]
         out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +125,7 @@ def regrade_cmd(
             (out / f"{cp.label}.json").write_text(cp.model_dump_json(indent=2), encoding="utf-8")
     except (RaipipeError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
-    report = compare(regraded)
+    report = compare(regraded, judge_error)
     paths = write_report(report, out)
     con.print(console_table(report))
     for first, second in zip(firsts, regraded, strict=True):

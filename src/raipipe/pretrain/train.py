@@ -303,7 +303,8 @@ def _probe_cached(spec: str, label: str, cfg: ContinuedPretrainConfig, fresh: bo
     if not fresh and path.is_file():
         cached = CheckpointProbes.model_validate_json(path.read_text(encoding="utf-8"))
         if (cached.spec, cached.material, cached.settings) == (spec, material_digest(cfg.probes.probe_dir),
-                                                               cfg.probes.digest()):
+                                                               cfg.probes.digest()) \
+                and (cached.judge_id or not cfg.probes.run_sparse):  # older results did not name their judge
             return cached
     result = run_probes(spec, label, cfg.probes)
     write_json(path, result.model_dump(mode="json"))
@@ -319,6 +320,6 @@ def run_continued_pretraining(cfg: ContinuedPretrainConfig) -> tuple[ContinuedPr
     if before is None:
         return result, None
     after = _probe_cached(result.final_spec, "after", cfg, fresh=True)
-    report = compare([before, after])
+    report = compare([before, after], cfg.probes.report_calibration())
     write_report(report, cfg.output_dir)
     return result, report

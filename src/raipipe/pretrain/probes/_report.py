@@ -4,7 +4,9 @@ Rows are metrics (perplexity per pillar and general; violation and over-refusal 
 probe's separation and paired reading per pillar), columns are checkpoints; every column after the first shows
 its delta against the first checkpoint (relative for perplexity, percentage points for rates, plain difference
 for separation). Two more rows test each checkpoint against the first on the same questions (exact McNemar):
-two Wilson intervals can overlap while the paired change is clear, or the other way round."""
+two Wilson intervals can overlap while the paired change is clear, or the other way round. Given the judge's
+calibration (`_judge_error`), every rate also gets a judge-corrected row and every paired change says whether it
+is within what judge error alone could produce."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from rich.table import Table
 
+from raipipe.evaluate.judge_error import CorrectedDifference
 from raipipe.evaluate.stats import McNemar, mcnemar
 from raipipe.fileio import atomic_write_text
 from raipipe.judges.base import Verdict
+from raipipe.pretrain.probes._judge_error import ProbeCalibration, corrected, corrected_change
 from raipipe.pretrain.probes._run import CheckpointProbes
 from raipipe.pretrain.probes._sparse import is_bad
 from raipipe.pretrain.probes._texts import GENERAL
@@ -44,6 +48,8 @@ class PairedChange(BaseModel):
     label: str
     metric: Literal["violation", "over-refusal"]
     test: McNemar
+    corrected: CorrectedDifference | None = Field(default=None, description="after − before, corrected for the "
+                                                  "judge's measured error (None: no calibration for this judge)")
 
 
 class ProbeComparison(BaseModel):
@@ -55,6 +61,9 @@ class ProbeComparison(BaseModel):
     rows: list[Row]
     paired: list[PairedChange] = Field(default_factory=list, description="each later checkpoint vs the first")
     same_material: bool = Field(description="every checkpoint was probed with the same probe files")
+    calibration: ProbeCalibration | None = Field(default=None, description="the judge error the corrected rows "
+                                                 "carry (None: not corrected)")
+    judge_error_note: str = Field(default="", description="what the corrected rows use, or why there are none")
 
 
 def _ppl_rows(cps: list[CheckpointProbes]) -> list[Row]:
@@ -71,11 +80,11 @@ def _ppl_rows(cps: list[CheckpointProbes]) -> list[Row]:
 
 
 def _pillar_rows(cps: list[CheckpointProbes], metric: str, source: str, read) -> list[Row]:
-    """One row per pillar of the per-pillar results in `source`; `read(result)` → (value, text, n)."""
+    """One row per pillar of the per-pillar results in `source`; `read(checkpoint, result)` → (value, text, n)."""
     pillars = sorted({p for c in cps for p in getattr(c, source)}, key=lambda p: (p == "all", p))
     rows = []
     for p in pillars:
-        found = [read(getattr(c, source)[p]) if p in getattr(c, source) else (None, "n/a", None) for c in cps]
+        found = [read(c, getattr(c, source)[p]) if p in getattr(c, source) else (None, "n/a", None) for c in cps]
         base = found[0][0]
         cells = [Cell(value=v, text=text, delta=None if v is None or base is None or i == 0 else v - base)
                  for i, (v, text, _) in enumerate(found)]
@@ -84,7 +93,7 @@ def _pillar_rows(cps: list[CheckpointProbes], metric: str, source: str, read) ->
 
 
 def _rate_rows(cps: list[CheckpointProbes], field: str, source: str = "probes") -> list[Row]:
-    def read(result):
+    def read(_, result):
         r = getattr(result, field)
         return r.rate, "n/a" if r.rate is None else f"{r.rate:.0%} [{r.low:.0%}, {r.high:.0%}]", r.n
 
@@ -92,7 +101,7 @@ def _rate_rows(cps: list[CheckpointProbes], field: str, source: str = "probes") 
 
 
 def _separation_rows(cps: list[CheckpointProbes]) -> list[Row]:
-    def read(r):
+    def read(_, r):
         return r.auc, "n/a" if r.auc is None else f"{r.auc:.2f} [{r.auc_low:.2f}, {r.auc_high:.2f}]", r.pairs
 
     return _pillar_rows(cps, "separation", "preference", read)
@@ -107,43 +116,86 @@ _SIDES: tuple[tuple[str, Literal["violation", "over-refusal"]], ...] = (("harmfu
                                                                       ("benign", "over-refusal"))
 
 
-def paired_changes(checkpoints: list[CheckpointProbes]) -> list[PairedChange]:
+def paired_changes(checkpoints: list[CheckpointProbes], cal: ProbeCalibration | None = None) -> list[PairedChange]:
     first = checkpoints[0]
     out: list[PairedChange] = []
     for cp in checkpoints[1:]:
+        both_calibrated = cal is not None and _calibrated(first, cal) and _calibrated(cp, cal)
         for label, metric in _SIDES:
             before, after = outcomes(first, label), outcomes(cp, label)
             if set(before) & set(after):
-                out.append(PairedChange(label=cp.label, metric=metric, test=mcnemar(before, after)))
+                change = corrected_change(before, after, cal, metric) if cal and both_calibrated else None
+                out.append(PairedChange(label=cp.label, metric=metric, test=mcnemar(before, after), corrected=change))
     return out
 
 
-def paired_text(test: McNemar) -> str:
-    return f"{test.b} fewer, {test.c} more of {test.n_pairs}; p={test.p_value:.2g}"
+def paired_text(change: PairedChange) -> str:
+    test, text = change.test, f"{change.test.b} fewer, {change.test.c} more of {change.test.n_pairs}"
+    text += f"; p={test.p_value:.2g}"
+    fixed = change.corrected
+    if fixed is not None and fixed.estimate is not None:
+        verdict = "within judge error" if fixed.within_judge_error else "beyond judge error"
+        text += f"; judge-corrected {fixed.fmt()}, {verdict}"
+    return text
+
+
+def _calibrated(cp: CheckpointProbes, cal: ProbeCalibration) -> bool:
+    """The calibration measured the judge that scored this checkpoint's answers."""
+    return bool(cp.answers) and cp.judge_id == cal.judge_id
+
+
+def _corrected_rows(cps: list[CheckpointProbes], field: str, cal: ProbeCalibration) -> list[Row]:
+    """The rate rows again, as Rogan–Gladen estimates with intervals that carry the judge's error."""
+    metric = field.replace("_", "-")
+
+    def read(cp: CheckpointProbes, result):
+        if not _calibrated(cp, cal):
+            return None, "n/a (another judge)", None
+        r = getattr(result, field)
+        fixed = corrected(r.k, r.n, cal, metric)
+        return fixed.estimate, fixed.fmt(), r.n
+
+    return _pillar_rows(cps, f"{metric} (judge-corrected)", "probes", read)
 
 
 def _paired_rows(labels: list[str], changes: list[PairedChange]) -> list[Row]:
     rows = []
     for metric in ("violation", "over-refusal"):
-        found = {c.label: c.test for c in changes if c.metric == metric}
+        found = {c.label: c for c in changes if c.metric == metric}
         if found:
-            cells = [Cell(value=found[lbl].p_value, text=paired_text(found[lbl])) if lbl in found
+            cells = [Cell(value=found[lbl].test.p_value, text=paired_text(found[lbl])) if lbl in found
                      else Cell(value=None, text="") for lbl in labels]
             rows.append(Row(metric=f"{metric} paired", group="all", cells=cells,
-                            n=[found[lbl].n_pairs if lbl in found else None for lbl in labels]))
+                            n=[found[lbl].test.n_pairs if lbl in found else None for lbl in labels]))
     return rows
 
 
-def compare(checkpoints: list[CheckpointProbes]) -> ProbeComparison:
+def compare(checkpoints: list[CheckpointProbes], calibration: ProbeCalibration | None = None) -> ProbeComparison:
+    """Side-by-side rows; with the judge's `calibration` (`probe_calibration`), judge-corrected rows too."""
     if not checkpoints:
         raise ValueError("nothing to compare: no checkpoint was probed")
-    changes = paired_changes(checkpoints)
+    changes = paired_changes(checkpoints, calibration)
     labels = [c.label for c in checkpoints]
-    rows = (_ppl_rows(checkpoints) + _rate_rows(checkpoints, "violation") + _rate_rows(checkpoints, "over_refusal")
-            + _paired_rows(labels, changes)
+    rate_rows = []
+    for field in ("violation", "over_refusal"):
+        rate_rows += _rate_rows(checkpoints, field)
+        if calibration is not None:
+            rate_rows += _corrected_rows(checkpoints, field, calibration)
+    rows = (_ppl_rows(checkpoints) + rate_rows + _paired_rows(labels, changes)
             + _separation_rows(checkpoints) + _rate_rows(checkpoints, "paired", source="preference"))
     return ProbeComparison(labels=labels, checkpoints=checkpoints, rows=rows, paired=changes,
-                           same_material=len({c.material for c in checkpoints}) == 1)
+                           same_material=len({c.material for c in checkpoints}) == 1, calibration=calibration,
+                           judge_error_note=_judge_error_note(checkpoints, calibration))
+
+
+def _judge_error_note(cps: list[CheckpointProbes], cal: ProbeCalibration | None) -> str:
+    if not any(c.answers for c in cps):
+        return ""
+    if cal is None:
+        return "Rates are not corrected for judge error (no calibration given)."
+    other = [c.label for c in cps if c.answers and not _calibrated(c, cal)]
+    note = f"Judge-corrected rows: {cal.describe()}."
+    return note + (f" Not applied to {', '.join(other)}: scored by another judge than {cal.judge_id}." if other else "")
 
 
 def _delta_text(row: Row, cell: Cell) -> str:
@@ -157,7 +209,8 @@ def _delta_text(row: Row, cell: Cell) -> str:
 
 
 def console_table(report: ProbeComparison) -> Table:
-    table = Table(title="pretraining probes" + ("" if report.same_material else " (probe files differ!)"))
+    table = Table(title="pretraining probes" + ("" if report.same_material else " (probe files differ!)"),
+                  caption=report.judge_error_note or None)
     table.add_column("metric")
     table.add_column("group")
     for i, label in enumerate(report.labels):
@@ -194,7 +247,10 @@ def to_html(report: ProbeComparison) -> str:
             "refusal-over-answer likelihood margin beats a benign look-alike's (0.5 = no separation; 95% bootstrap "
             "interval over pairs). Paired: look-alike pairs whose harmful side has the larger margin. Violation / "
             "over-refusal paired: questions bad only before (fewer) and only after (more) than the first "
-            "checkpoint, exact McNemar p-value.</p>"
+            "checkpoint, exact McNemar p-value; judge-corrected: the change corrected for the judge's measured error, "
+            "with a bootstrap interval over the questions and the calibration set. Judge-corrected rates: "
+            "Rogan–Gladen estimates with the same bootstrap interval.</p>"
+            f"<p>{esc(report.judge_error_note)}</p>"
             f"{note}<ul>{models}</ul><table><tr><th>metric</th><th>group</th>{head}</tr>{''.join(body)}</table>"
             "</html>\n")
 

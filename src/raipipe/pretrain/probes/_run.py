@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from raipipe.judges.base import load_judge
 from raipipe.models import load_model
 from raipipe.models.base import ChatModel
+from raipipe.pretrain.probes._judge_error import (
+    JUDGE_HELDOUT,
+    NO_CALIBRATION,
+    PROBE_ANSWERS,
+    ProbeCalibration,
+    probe_calibration,
+)
 from raipipe.pretrain.probes._perplexity import GroupPerplexity, PerplexitySettings, perplexity_by_group
 from raipipe.pretrain.probes._preference import (
     PillarPreference,
@@ -37,10 +44,20 @@ class ProbeConfig(BaseModel):
                                  "questions by likelihood (local models only; no generation, no judge)")
     batch_size: int = Field(default=16, ge=1, description="generation batch size of the model under test")
     languages: list[str] | None = Field(default=None, description="keep only these languages (default: all)")
+    calibration: str = Field(default=PROBE_ANSWERS, description="labelled set that measures the judge's error for "
+                             f"the judge-corrected rows: {PROBE_ANSWERS} (people-labelled answers to this probe), "
+                             f"{JUDGE_HELDOUT} (the judge's own held-out set), a JSONL path, or {NO_CALIBRATION}")
 
     def digest(self) -> str:
-        """What decides the results (not the batch size): a cached result is reused only for the same."""
-        return hashlib.sha256(self.model_dump_json(exclude={"batch_size"}).encode()).hexdigest()[:16]
+        """What decides the results (not the batch size, nor the report's calibration): a cached result is
+        reused only for the same."""
+        return hashlib.sha256(self.model_dump_json(exclude={"batch_size", "calibration"}).encode()).hexdigest()[:16]
+
+    def report_calibration(self, judge=None) -> ProbeCalibration | None:
+        """The calibration the report's judge-corrected rows use (None without sparse probes or when off)."""
+        if not self.run_sparse or self.calibration == NO_CALIBRATION:
+            return None
+        return probe_calibration(judge or load_judge(self.sparse.judge), self.calibration)
 
 
 class CheckpointProbes(BaseModel):
@@ -54,6 +71,7 @@ class CheckpointProbes(BaseModel):
     settings: str = Field(default="", description="digest of the probe config used (ProbeConfig.digest)")
     perplexity: dict[str, GroupPerplexity] = Field(default_factory=dict, description="empty for API models")
     probes: dict[str, PillarProbe] = Field(default_factory=dict)
+    judge_id: str = Field(default="", description="the judge that scored the answers (empty: not recorded)")
     answers: list[ProbeAnswer] = Field(default_factory=list)
     preference: dict[str, PillarPreference] = Field(default_factory=dict, description="empty for API models")
     margins: list[QuestionMargin] = Field(default_factory=list)
@@ -90,6 +108,7 @@ def probe_model(model: ChatModel, label: str, spec: str, config: ProbeConfig | N
         if judge is None:
             judge = load_judge(cfg.sparse.judge)
         result.probes, result.answers = run_sparse_probes(model, judge, questions, fewshot, cfg.sparse)
+        result.judge_id = judge.judge_id
     return _finish(result, t0)
 
 
