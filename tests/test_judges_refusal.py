@@ -3,6 +3,7 @@ degenerate answers, and calibration on a user's own labelled file."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -95,6 +96,49 @@ def test_training_moves_the_weights(tmp_path):
     xenc.load_weights(again, tmp_path / "w")
     probs = [xenc.predict_proba(m, ["q"], ["an answer"])[0] for m in (model, again)]
     assert probs[0] == pytest.approx(probs[1], abs=1e-5)
+
+
+def test_folding_lora_for_inference_keeps_the_function(tmp_path):
+    """Inference folds the LoRA update into the weights; training and loading take it out first, so the
+    update is never applied twice."""
+    from raipipe.judges import cross_encoder as xenc
+    from raipipe.models.embedded import encoder_dir
+
+    rows = read_labelled([judge_data_path(TRAIN_FILES[0])])[:8]
+    prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
+    cfg = xenc.CrossEncoderConfig(batch_size=4, max_length=64, bf16=False)
+    model = xenc.CrossEncoderClassifier(encoder_dir("minilm"), cfg)
+    xenc.train(model, rows, max_steps=1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(torch.randn_like(p) * 0.05)  # an update large enough to see if it were lost or doubled
+
+    def unfolded() -> np.ndarray:
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(model.encode_batch([prompts[i]], [responses[i]])) for i in range(len(rows))])
+        return torch.softmax(logits, dim=-1).numpy()
+
+    reference = unfolded()
+    assert xenc.predict_proba(model, prompts, responses) == pytest.approx(reference, abs=1e-4)
+    assert xenc.predict_proba(model, prompts, responses) == pytest.approx(reference, abs=1e-4)  # folds once
+    xenc.save(model, tmp_path / "w", {"digest": "x"})
+    other = xenc.CrossEncoderClassifier(encoder_dir("minilm"), cfg)
+    with torch.no_grad():
+        for name, p in other.named_parameters():
+            if "lora_B" in name:
+                p.add_(torch.randn_like(p) * 0.05)
+    xenc.predict_proba(other, prompts, responses)  # folds its own, different update
+    xenc.load_weights(other, tmp_path / "w")
+    assert xenc.predict_proba(other, prompts, responses) == pytest.approx(reference, abs=1e-4)
+    lora = {k: v for k, v in model.trainable_state().items() if "lora_" in k}
+    xenc.train(model, rows, max_steps=2)  # training after inference trains the update the forward pass uses
+    assert any(not torch.equal(v, model.trainable_state()[k]) for k, v in lora.items())
+    xenc.save(model, tmp_path / "w2", {"digest": "x"})
+    xenc.load_weights(other, tmp_path / "w2")
+    assert xenc.predict_proba(other, prompts, responses) == pytest.approx(
+        xenc.predict_proba(model, prompts, responses), abs=1e-4)
 
 
 def test_the_stacks_cross_encoder_is_reproducible_from_the_cli(tmp_path):

@@ -71,6 +71,14 @@ class CrossEncoderClassifier(torch.nn.Module):
         hidden = base.config.hidden_size
         self.dropout = torch.nn.Dropout(config.dropout)
         self.head = torch.nn.Linear(hidden, len(CLASSES))
+        self._merged = False
+
+    def fold_lora(self, folded: bool) -> None:
+        """Fold the LoRA update into the encoder's weights for inference (the same function, one matmul per
+        layer instead of three), or take it out again before training or loading new weights."""
+        if folded != self._merged:
+            (self.encoder.merge_adapter if folded else self.encoder.unmerge_adapter)()
+            self._merged = folded
 
     def encode_batch(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
         tok = self.tokenizer
@@ -89,6 +97,7 @@ class CrossEncoderClassifier(torch.nn.Module):
         return {k: v.detach().clone() for k, v in self.named_parameters() if v.requires_grad}
 
     def load_trainable(self, state: dict[str, torch.Tensor]) -> None:
+        self.fold_lora(False)
         own = dict(self.named_parameters())
         missing = [k for k, v in own.items() if v.requires_grad and k not in state]
         if missing:
@@ -129,6 +138,7 @@ def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random 
 def predict_proba(model: CrossEncoderClassifier, prompts: Sequence[str], responses: Sequence[str],
                   batch_size: int = 64) -> np.ndarray:
     model.eval()
+    model.fold_lora(True)
     out = np.zeros((len(responses), len(CLASSES)), dtype=np.float32)
     lengths = [len(r) + len(p) for p, r in zip(prompts, responses, strict=True)]
     for idx in _length_batches(lengths, batch_size, None):
@@ -157,6 +167,7 @@ def train(model: CrossEncoderClassifier, rows: Sequence[dict], max_steps: int | 
     total = min(max_steps or per_epoch * cfg.epochs, per_epoch * cfg.epochs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.learning_rate, cfg.learning_rate * 5],
                                                 total_steps=total, pct_start=0.1)
+    model.fold_lora(False)
     model.train()
     losses: list[float] = []
     while len(losses) < total:
