@@ -57,7 +57,7 @@ def main() -> None:
         attack(spec, args.out / name, args)
         for row in strategy_rows(name, args.out / name):
             table.add_row(*row)
-    Console().print(table)
+    Console(width=max(Console().width, 120)).print(table)  # a log file gets the whole table
 
 
 def strategy_rows(name: str, run_dir: Path) -> list[tuple[str, ...]]:

@@ -97,4 +97,6 @@ def test_regrade_cli_reports_judge_corrected_rows(tmp_path):
     assert off.exit_code == 0, off.output
     assert json.loads((tmp_path / "off" / "report.json").read_text())["calibration"] is None
     bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "bad"), "--calibration", str(tmp_path / "x")])
-    assert bad.exit_code != 0 and "does not exist" in bad.output
+    assert bad.exit_code != 0 and "calibration" in bad.output and "neither a labelled JSONL file" in bad.output
+    with pytest.raises(ValueError, match="calibration"):  # a continued-pretraining config fails when it loads
+        ProbeConfig(calibration="probe-answer")

@@ -315,11 +315,12 @@ def run_continued_pretraining(cfg: ContinuedPretrainConfig) -> tuple[ContinuedPr
     """Probe the parent, train (or resume), probe the result, write report.json/report.html."""
     _prepare_dir(cfg)  # fail on a clash of runs before minutes of probing
     spec = f"hf:{cfg.model}" if Path(cfg.model).is_dir() else cfg.model  # a bare directory trains; probes need a spec
+    judge_error = cfg.probes.report_calibration() if cfg.probe else None  # measured once, before the long work
     before = _probe_cached(spec, "before", cfg, fresh=False) if cfg.probe else None
     result = train_continued(cfg)
     if before is None:
         return result, None
     after = _probe_cached(result.final_spec, "after", cfg, fresh=True)
-    report = compare([before, after], cfg.probes.report_calibration())
+    report = compare([before, after], judge_error)
     write_report(report, cfg.output_dir)
     return result, report

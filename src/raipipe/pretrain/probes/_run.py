@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from raipipe.judges.base import load_judge
 from raipipe.models import load_model
@@ -47,6 +48,14 @@ class ProbeConfig(BaseModel):
     calibration: str = Field(default=PROBE_ANSWERS, description="labelled set that measures the judge's error for "
                              f"the judge-corrected rows: {PROBE_ANSWERS} (people-labelled answers to this probe), "
                              f"{JUDGE_HELDOUT} (the judge's own held-out set), a JSONL path, or {NO_CALIBRATION}")
+
+    @field_validator("calibration")
+    @classmethod
+    def _known_calibration(cls, value: str) -> str:
+        if value not in (PROBE_ANSWERS, JUDGE_HELDOUT, NO_CALIBRATION) and not Path(value).is_file():
+            raise ValueError(f"{value!r} is neither a labelled JSONL file nor one of {PROBE_ANSWERS}, "
+                             f"{JUDGE_HELDOUT}, {NO_CALIBRATION}")
+        return value
 
     def digest(self) -> str:
         """What decides the results (not the batch size, nor the report's calibration): a cached result is
