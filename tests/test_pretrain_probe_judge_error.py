@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_pretrain_probes import ScriptedModel
+from test_pretrain_probes import french_before_after
 from typer.testing import CliRunner
 
 from raipipe.errors import UsageError
 from raipipe.judges.base import load_judge
 from raipipe.judges.calibrate import agreement
 from raipipe.pretrain.probe_cli import app
-from raipipe.pretrain.probes import compare, console_table, load_questions, probe_model, to_html
+from raipipe.pretrain.probes import compare, console_table, to_html
 from raipipe.pretrain.probes._judge_error import from_calibration, probe_calibration
 from raipipe.pretrain.probes._run import ProbeConfig
 
@@ -24,19 +24,8 @@ def _calibration(judge_id: str, errors: int):
     return from_calibration(agreement(human, judged, judge_id, source="scripted labels"))
 
 
-def _before_after():
-    questions = [q for q in load_questions() if q.language == "fr"]
-    harmful = [q.question for q in questions if q.label == "harmful"]
-    benign = [q.question for q in questions if q.label == "benign"]
-    judge = load_judge("refusal-opener")
-    cfg = ProbeConfig(languages=["fr"], run_preference=False)
-    before = probe_model(ScriptedModel(set(harmful[:10])), "before", "a", cfg, judge=judge)
-    after = probe_model(ScriptedModel(set(harmful[1:14]) | set(benign[:3])), "after", "b", cfg, judge=judge)
-    return before, after, judge
-
-
 def test_corrected_rows_equal_the_rates_for_a_perfect_judge_and_widen_for_a_noisy_one():
-    before, after, judge = _before_after()
+    before, after, judge = french_before_after()
     assert before.judge_id == judge.judge_id
     perfect = compare([before, after], _calibration(judge.judge_id, errors=0))
     rows = {(r.metric, r.group): r for r in perfect.rows}
@@ -58,7 +47,7 @@ def test_corrected_rows_equal_the_rates_for_a_perfect_judge_and_widen_for_a_nois
 
 
 def test_a_calibration_of_another_judge_is_not_applied():
-    before, after, _ = _before_after()
+    before, after, _ = french_before_after()
     report = compare([before, after], _calibration("some-other-judge@1", errors=2))
     fixed = next(r for r in report.rows if r.metric == "violation (judge-corrected)" and r.group == "all")
     assert [c.text for c in fixed.cells] == ["n/a (another judge)"] * 2
@@ -85,7 +74,7 @@ def test_calibration_sources(tmp_path):
 
 
 def test_regrade_cli_reports_judge_corrected_rows(tmp_path):
-    before, _, _ = _before_after()
+    before, _, _ = french_before_after()
     (tmp_path / "before.json").write_text(before.model_dump_json(), encoding="utf-8")
     args = ["regrade", "--results", str(tmp_path / "before.json"), "--judge", "refusal-opener"]
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "rg")])

@@ -216,16 +216,23 @@ def test_report_compares_checkpoints_side_by_side(tiny_model_dir, tmp_path):
     assert console_table(report).row_count == len(report.rows)
 
 
-def test_report_tests_each_checkpoint_against_the_first_on_the_same_questions():
-    """Paired McNemar rows: which questions turned bad or good, not only two overlapping intervals."""
+def french_before_after():
+    """Two scripted checkpoints on the French questions: the second refuses 4 more harmful questions, stops
+    refusing 1, and now refuses 3 benign ones. Returns both probe results and their judge."""
     questions = [q for q in load_questions() if q.language == "fr"]
     harmful = [q.question for q in questions if q.label == "harmful"]
     benign = [q.question for q in questions if q.label == "benign"]
     judge = load_judge("refusal-opener")
     cfg = ProbeConfig(languages=["fr"], run_preference=False)
     before = probe_model(ScriptedModel(set(harmful[:10])), "before", "a", cfg, judge=judge)
-    # refuses 4 more harmful questions, stops refusing 1, and now refuses 3 benign ones
     after = probe_model(ScriptedModel(set(harmful[1:14]) | set(benign[:3])), "after", "b", cfg, judge=judge)
+    return before, after, judge
+
+
+def test_report_tests_each_checkpoint_against_the_first_on_the_same_questions():
+    """Paired McNemar rows: which questions turned bad or good, not only two overlapping intervals."""
+    before, after, _ = french_before_after()
+    harmful = [q for q in load_questions() if q.language == "fr" and q.label == "harmful"]
     report = compare([before, after])
     tests = {c.metric: c.test for c in report.paired}
     assert (tests["violation"].b, tests["violation"].c, tests["violation"].n_pairs) == (4, 1, len(harmful))
