@@ -130,8 +130,8 @@ def paired_changes(checkpoints: list[CheckpointProbes], cal: ProbeCalibration | 
 
 
 def paired_text(change: PairedChange) -> str:
-    test, text = change.test, f"{change.test.b} fewer, {change.test.c} more of {change.test.n_pairs}"
-    text += f"; p={test.p_value:.2g}"
+    test = change.test
+    text = f"{test.b} fewer, {test.c} more of {test.n_pairs}; p={test.p_value:.2g}"
     fixed = change.corrected
     if fixed is not None and fixed.estimate is not None:
         verdict = "within judge error" if fixed.within_judge_error else "beyond judge error"
