@@ -16,6 +16,10 @@ from raipipe.errors import RaipipeError, UsageError, require_writable
 from raipipe.judges.base import load_judge
 from raipipe.models.registry import check_model_spec
 
+CalibrationOption = Annotated[str, typer.Option(
+    "--calibration", help="labelled set that measures the judge's error for the judge-corrected rows: probe-answers "
+    "(people-labelled answers to this probe), judge (its own held-out set), a JSONL path, or none")]
+
 app = typer.Typer(no_args_is_help=True, help="Pretraining-stage probes and continued pretraining.")
 
 
@@ -38,10 +42,7 @@ def probe(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=8, help="answer length")] = 64,
     languages: Annotated[str, typer.Option("--languages", help="comma-separated languages (default: all)")] = "",
     probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder (default: shipped)")] = None,
-    calibration: Annotated[str, typer.Option("--calibration", help="labelled set that measures the judge's error "
-                                             "for the judge-corrected rows: probe-answers (people-labelled answers "
-                                             "to this probe), judge (its own held-out set), a JSONL path, or "
-                                             "none")] = "probe-answers",
+    calibration: CalibrationOption = "probe-answers",
 ) -> None:
     """Perplexity per RAI pillar vs general text and sparse-question probes for each model, side by side."""
     from raipipe.pretrain.probes import (
@@ -94,10 +95,7 @@ def regrade_cmd(
     out: Annotated[Path, typer.Option("--out", help="folder for the regraded results and their report")],
     probe_dir: Annotated[Path | None, typer.Option("--probe-dir", help="probe YAML folder the answers came from "
                                                    "(default: shipped)")] = None,
-    calibration: Annotated[str, typer.Option("--calibration", help="labelled set that measures the judge's error "
-                                             "for the judge-corrected rows: probe-answers (people-labelled answers "
-                                             "to this probe), judge (its own held-out set), a JSONL path, or "
-                                             "none")] = "probe-answers",
+    calibration: CalibrationOption = "probe-answers",
 ) -> None:
     """Score stored sparse-probe answers again with another judge (no generation): the report as that judge
     reads it, and how often it agrees with the judge that scored them first."""
