@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from raipipe.errors import ConfigError, DatasetError
+from raipipe.judges.base import load_judge
 from raipipe.posttrain.lora import (
     DEFAULT_MODEL,
     LoraSettings,
@@ -296,7 +297,7 @@ def train_continued(cfg: ContinuedPretrainConfig) -> ContinuedPretrainResult:
                                    history=history)
 
 
-def _probe_cached(spec: str, label: str, cfg: ContinuedPretrainConfig, fresh: bool) -> CheckpointProbes:
+def _probe_cached(spec: str, label: str, cfg: ContinuedPretrainConfig, fresh: bool, judge=None) -> CheckpointProbes:
     """Probe results are kept in output_dir/probes/LABEL.json; the 'before' ones survive a resume unless the
     model, the probe files or the probe settings (e.g. the judge) changed."""
     path = cfg.output_dir / "probes" / f"{label}.json"
@@ -306,7 +307,7 @@ def _probe_cached(spec: str, label: str, cfg: ContinuedPretrainConfig, fresh: bo
                                                                cfg.probes.digest()) \
                 and (cached.judge_id or not cfg.probes.run_sparse):  # older results did not name their judge
             return cached
-    result = run_probes(spec, label, cfg.probes)
+    result = run_probes(spec, label, cfg.probes, judge=judge)
     write_json(path, result.model_dump(mode="json"))
     return result
 
@@ -315,12 +316,13 @@ def run_continued_pretraining(cfg: ContinuedPretrainConfig) -> tuple[ContinuedPr
     """Probe the parent, train (or resume), probe the result, write report.json/report.html."""
     _prepare_dir(cfg)  # fail on a clash of runs before minutes of probing
     spec = f"hf:{cfg.model}" if Path(cfg.model).is_dir() else cfg.model  # a bare directory trains; probes need a spec
-    judge_error = cfg.probes.report_calibration() if cfg.probe else None  # measured once, before the long work
-    before = _probe_cached(spec, "before", cfg, fresh=False) if cfg.probe else None
+    judge = load_judge(cfg.probes.sparse.judge) if cfg.probe and cfg.probes.run_sparse else None
+    judge_error = cfg.probes.report_calibration(judge) if cfg.probe else None  # measured before the long work
+    before = _probe_cached(spec, "before", cfg, fresh=False, judge=judge) if cfg.probe else None
     result = train_continued(cfg)
     if before is None:
         return result, None
-    after = _probe_cached(result.final_spec, "after", cfg, fresh=True)
+    after = _probe_cached(result.final_spec, "after", cfg, fresh=True, judge=judge)
     report = compare([before, after], judge_error)
     write_report(report, cfg.output_dir)
     return result, report

@@ -8,9 +8,9 @@ within what judge error alone could produce.
 
 Which labelled set calibrates the judge matters. The default is the team's people-labelled answers of the
 embedded model to this probe, before and after continued pretraining (`refusal_heldout_probe.jsonl`): the
-labelled text closest to what the probe grades. `judge` uses the judge's own held-out set, a path any file in
-the labelling guide's schema, `none` turns the correction off. A correction is applied only to answers scored
-by the judge the calibration measured."""
+labelled text closest to what the probe grades. `judge` uses the judge's own held-out set instead, a path any
+file in the labelling guide's schema, and `none` turns the correction off. A correction is applied only to
+answers scored by the judge the calibration measured."""
 
 from __future__ import annotations
 
