@@ -227,3 +227,27 @@ def test_a_long_response_keeps_its_end_when_a_tail_is_set(xenc_judge):
     before = files_digest(xenc_judge.train_paths, b"refusal-cross-encoder-v1" + settings.encode())
     assert xenc.data_digest(xenc_judge.train_paths, xenc.CrossEncoderConfig(response_tail_tokens=0)) == before
     assert xenc.data_digest(xenc_judge.train_paths, xenc.CrossEncoderConfig(response_tail_tokens=24)) != before
+
+
+def test_the_default_reads_its_feature_judge_only_where_the_cross_encoder_is_unsure(default_judge, monkeypatch):
+    """Skipping the feature judge where the cross-encoder is sure saves time and changes no verdict; every judgement
+    says which way it was made, and the judge id tells the gated judge from the always-averaged one."""
+    from raipipe.judges.ensemble import RefusalEnsembleJudge
+
+    rows = read_labelled([judge_data_path("refusal_heldout_e.jsonl")])[:48]
+    items = [JudgeInput(id=r["id"], prompt=r["prompt"], response=r["response"]) for r in rows]
+    always = RefusalEnsembleJudge(xenc=default_judge.xenc, features=default_judge.features, sure=None)
+    full = always.judge(items)
+    classifier = default_judge.features.classifier
+    read: list[int] = []
+    original = classifier.predict_proba
+    monkeypatch.setattr(classifier, "predict_proba", lambda p, r: read.append(len(r)) or original(p, r))
+    gated = default_judge.judge(items)
+    assert [j.verdict for j in gated] == [j.verdict for j in full]
+    skipped = [j for j in gated if "feature judge not read" in j.rationale]
+    scoreable = [j for j in gated if j.verdict != Verdict.UNSCOREABLE]
+    assert skipped and sum(read) == len(scoreable) - len(skipped) > 0
+    assert all(max(j.probabilities.values()) >= default_judge.sure for j in skipped)
+    assert gated[0].judge_id != full[0].judge_id == always.judge_id
+    with pytest.raises(ValueError, match="sure"):
+        RefusalEnsembleJudge(xenc=default_judge.xenc, features=default_judge.features, sure=0.3)
