@@ -86,8 +86,11 @@ def speed(judges: list[str], files: list[Path], n: int, console: Console) -> Non
     table = Table(title=f"speed: {n} answers (mean {words:.0f} words), {os.cpu_count()} CPU cores")
     for col in ("judge", "seconds", "answers per second"):
         table.add_column(col, justify="left" if col == "judge" else "right")
-    for name in judges:
-        judge = load_judge(name)
+    timed = [load_judge(name) for name in judges]
+    if "refusal" in judges:  # what reading the feature judge only where the cross-encoder is unsure saves
+        default = timed[judges.index("refusal")]
+        timed.append(load_judge("refusal", xenc=default.xenc, features=default.features, sure=None))
+    for judge in timed:
         judge.judge(items[:8])
         start = time.perf_counter()
         judge.judge(items)
