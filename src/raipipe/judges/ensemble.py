@@ -3,9 +3,8 @@
 `refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together) and a feature judge (frozen
 embeddings and n-grams, the `refusal-features` model) are different models and err on different answers; the mean
 of their class probabilities agrees with held-out human labels more often than either alone (see
-`benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–m); the feature head also
-learns from the embedded model's own labelled answers (on held-out answers of that model, 76.6 % → 82.6 % binary
-agreement, with the team-written held-out sets unchanged within a few answers). The ranker
+`benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–m) and from the embedded
+model's own labelled answers (the short, often rambling answers raipipe's probes and runs grade most). The ranker
 `refusal-features` keeps its own head on sets a–d, so that the post-training grader shares no training answer with
 it; fitted on all sets, the ensemble's feature head agreed with people more often on four of the five held-out
 sets by other authors and as often on the fifth. For evaluation this is the judge to use. Post-training does not grade
@@ -13,8 +12,8 @@ with it: it shares training answers (sets a–d) with the judge that ranks the t
 
 The feature judge is read only where the cross-encoder is not sure (its top class below `sure`, 0.99 by default).
 Where it is sure, the mean could take another class only if the feature judge were at least 2·0.99 − 1 = 0.98 sure
-of that class: on the shipped held-out sets (3,468 scoreable answers) reading it there changed no verdict, and
-skipping it spares its sentence embeddings for about half the answers, a third of the judge's time."""
+of that class: on the shipped held-out sets (3,468 answers the degenerate detector lets through) reading it there
+changed no verdict, and skipping it spares the feature judge's sentence embeddings for about half the answers."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from raipipe.judges.base import Judge, JudgeInput, Judgement, judgement_from_probs, register_judge, split_degenerate
 from raipipe.judges.cross_encoder import CLASSES, predict_proba
-from raipipe.judges.data import MODEL_ANSWER_TRAIN_FILES, REFUSAL_HELDOUT_FILES, judge_data_path
+from raipipe.judges.data import REFUSAL_HELDOUT_FILES, judge_data_path
 from raipipe.judges.refusal import CLASSES as FEATURE_CLASSES
 from raipipe.judges.refusal import FeatureRefusalJudge
 from raipipe.judges.refusal_xenc import TRAIN_FILES as XENC_TRAIN_FILES
@@ -34,7 +33,7 @@ def ensemble_features() -> FeatureRefusalJudge:
     """The ensemble's feature judge: the `refusal-features` model fitted on the cross-encoder's sets (a–h, j–m) and
     on the embedded model's own labelled answers, the short, often rambling answers raipipe's probes and runs
     grade most (team-written sets have few of them); fitted once (a few minutes) and cached by data digest."""
-    return FeatureRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES + MODEL_ANSWER_TRAIN_FILES])
+    return FeatureRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES])
 
 
 @register_judge
