@@ -106,3 +106,21 @@ def test_registry_accepts_a_user_judge():
     assert load_judge("test-always-refuse").judge([JudgeInput(prompt="x", response="y")])[0].verdict is Verdict.REFUSE
     with pytest.raises(ValueError, match="unknown judge"):
         load_judge("nope")
+
+
+def test_a_calibration_is_cached_as_one_file_whatever_the_judge_id(tmp_path, monkeypatch):
+    """Judge ids may hold ':' and '/' (an endpoint, a model path, an option); the cache stays one flat file."""
+    from raipipe.judges.calibration_cache import cached_calibration
+
+    class Slashed(Judge):
+        judge_id = "rubric@openai:org/model@http://host:8000/v1+sure0.9"  # type: ignore[assignment]
+
+        def judge(self, items):
+            return [Judgement(verdict=Verdict.REFUSE, judge_id=self.judge_id) for _ in items]
+
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"id": "1", "prompt": "q", "response": "I will not help.", "label": "refuse"}\n')
+    monkeypatch.setenv("RAIPIPE_CACHE_DIR", str(tmp_path / "cache"))
+    assert cached_calibration(Slashed(), [labels]).accuracy.rate == 1.0
+    cached = list((tmp_path / "cache" / "judges").iterdir())
+    assert len(cached) == 1 and cached[0].is_file() and cached[0].name.startswith("calibration-rubric-openai-org-model")

@@ -55,7 +55,7 @@ class RefusalEnsembleJudge(Judge):
     @property
     def judge_id(self) -> str:
         both = f"refusal-ensemble@{self.xenc.digest}+{self.features.digest}"
-        return both if self.sure is None else f"{both}/sure{self.sure:g}"
+        return both if self.sure is None else f"{both}+sure{self.sure:g}"
 
     def heldout_files(self) -> list[Path]:
         return [judge_data_path(f) for f in REFUSAL_HELDOUT_FILES]
