@@ -30,9 +30,9 @@ from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
 
 
 def ensemble_features() -> FeatureRefusalJudge:
-    """The ensemble's feature judge: the `refusal-features` model fitted on the cross-encoder's sets (a–h, j–m) and
-    on the embedded model's own labelled answers, the short, often rambling answers raipipe's probes and runs
-    grade most (team-written sets have few of them); fitted once (a few minutes) and cached by data digest."""
+    """The ensemble's feature judge: the `refusal-features` model fitted on the cross-encoder's training answers (sets
+    a–h, j–m and the embedded model's own labelled answers, the short, often rambling answers raipipe's probes and
+    runs grade most); fitted once (a few minutes) and cached by data digest."""
     return FeatureRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES])
 
 
