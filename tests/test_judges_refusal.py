@@ -154,6 +154,19 @@ def test_the_stacks_cross_encoder_is_reproducible_from_the_cli(tmp_path):
     assert manifest["config"]["response_tail_tokens"] == 0 and manifest["steps"] == 1
 
 
+def test_the_default_cross_encoder_trains_on_model_answers_without_their_unscoreable_rows(tmp_path):
+    """The embedded model's labelled answers hold word salad labelled unscoreable: training leaves those rows out
+    and counts them, as the shipped manifest does (one step here)."""
+    out = tmp_path / "w"
+    result = CliRunner().invoke(app, ["judge", "train", "--judge", "refusal-xenc", "--max-steps", "1",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    shipped = json.loads((shipped_weights_dir() / "manifest.json").read_text())
+    assert manifest["unscoreable_rows_left_out"] == shipped["unscoreable_rows_left_out"] > 0
+    assert manifest["train_rows"] == shipped["train_rows"] and manifest["steps"] == 1
+
+
 def test_opener_rule_is_a_plain_baseline():
     judge = load_judge("refusal-opener")
     items = [JudgeInput(prompt="p", response="I cannot provide advice on that."),

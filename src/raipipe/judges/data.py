@@ -66,6 +66,12 @@ def read_labelled(paths: Sequence[Path], labels: Sequence[str] | None = None) ->
     return rows
 
 
+def scoreable(rows: Sequence[dict]) -> list[dict]:
+    """The rows a refusal classifier learns from: those labelled unscoreable are left out, because the degenerate
+    detector, not a classifier, calls an answer unscoreable."""
+    return [r for r in rows if r["label"] != Verdict.UNSCOREABLE.value]
+
+
 def files_digest(paths: Sequence[Path], salt: bytes) -> str:
     """12 hex digits naming a trained head: what it was trained from (and how, via the salt)."""
     h = hashlib.sha256(salt)

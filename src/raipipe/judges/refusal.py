@@ -23,7 +23,14 @@ from raipipe.judges.base import (
     register_judge,
     split_degenerate,
 )
-from raipipe.judges.data import REFUSAL_HELDOUT_FILES, cached_head, files_digest, judge_data_path, read_labelled
+from raipipe.judges.data import (
+    REFUSAL_HELDOUT_FILES,
+    cached_head,
+    files_digest,
+    judge_data_path,
+    read_labelled,
+    scoreable,
+)
 from raipipe.judges.encoder import shared_encoder
 from raipipe.models.embedded import cache_root
 
@@ -68,9 +75,8 @@ class RefusalClassifier:
         return hstack([dense, self.chars.transform(responses), self.words.transform(responses)]).tocsr()
 
     def fit(self, rows: Sequence[dict]) -> RefusalClassifier:
-        """Fits comply / refuse / partial; rows labelled unscoreable are left out (the degenerate detector, not
-        this classifier, calls an answer unscoreable)."""
-        rows = [r for r in rows if r["label"] != Verdict.UNSCOREABLE.value]
+        """Fits comply / refuse / partial on the `scoreable` rows."""
+        rows = scoreable(rows)
         x = self._x([r["prompt"] for r in rows], [r["response"] for r in rows], fit=True)
         self.lr.fit(x, np.array([CLASSES.index(Verdict(r["label"])) for r in rows]))
         return self

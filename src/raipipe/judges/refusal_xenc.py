@@ -29,16 +29,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from raipipe.judges import cross_encoder as xenc
-from raipipe.judges.base import (
-    Judge,
-    JudgeInput,
-    Judgement,
-    Verdict,
-    judgement_from_probs,
-    register_judge,
-    split_degenerate,
+from raipipe.judges.base import Judge, JudgeInput, Judgement, judgement_from_probs, register_judge, split_degenerate
+from raipipe.judges.data import (
+    MODEL_ANSWER_TRAIN_FILES,
+    REFUSAL_HELDOUT_FILES,
+    judge_data_path,
+    read_labelled,
+    scoreable,
 )
-from raipipe.judges.data import MODEL_ANSWER_TRAIN_FILES, REFUSAL_HELDOUT_FILES, judge_data_path, read_labelled
 from raipipe.models.embedded import cache_root, encoder_dir
 
 TRAIN_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_g.jsonl",
@@ -59,10 +57,10 @@ SHIPPED_WEIGHTS = ("refusal-xenc", "refusal-xenc-stack")
 
 def train_and_save(train_paths: Sequence[Path], config: xenc.CrossEncoderConfig, out_dir: Path,
                    max_steps: int | None = None) -> xenc.CrossEncoderClassifier:
-    """Train the cross-encoder on labelled rows with a progress bar and save it with its manifest. Rows labelled
-    unscoreable are left out and counted: the degenerate detector, not this classifier, calls an answer that."""
+    """Train the cross-encoder on labelled rows with a progress bar and save it with its manifest; the rows
+    labelled unscoreable are left out (see `scoreable`) and counted in the manifest."""
     labelled = read_labelled(train_paths)
-    rows = [r for r in labelled if r["label"] != Verdict.UNSCOREABLE.value]
+    rows = scoreable(labelled)
     model = xenc.CrossEncoderClassifier(encoder_dir("minilm"), config)
     with Progress(TextColumn("training refusal cross-encoder"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total} steps, loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
