@@ -1,5 +1,5 @@
-"""The post-training numbers the issue asks for, from the default config on the embedded model:
-violation rate down >= 50 % relative, over-refusal up <= 5 points, whole run <= 30 minutes on 2 cores.
+"""The post-training numbers the issue asks for, from the default config on the embedded model, against the
+config's `targets` (violations down >= 60 % relative, over-refusal up <= 2 points, whole run <= 30 minutes on 2 cores).
 
     .venv/bin/python benchmarks/bench_posttrain.py                  # the default config, one run
     .venv/bin/python benchmarks/bench_posttrain.py --seeds 0 1 2    # the same config from scratch per seed
@@ -64,12 +64,17 @@ def run(config: Path) -> tuple[dict, float]:
 
 
 def seed_row(seed: int, summary: dict, wall: float) -> tuple[list[str], float | None, float | None]:
-    """One table row, plus the relative violation drop and the over-refusal rise (None when nothing was chosen)."""
+    """One table row, plus the relative violation drop and the over-refusal rise (None when nothing was chosen).
+
+    Where the run confirms its choice on other prompts (`select.confirm_datasets`), the row shows those numbers:
+    the selection's own are biased upward by the choice itself."""
     sel = summary["selection"]
-    base = sel["baseline"]
     chosen = next((c for c in sel["candidates"] if c["name"] == sel["chosen"]), None)
     if chosen is None:
         return [str(seed), "baseline (nothing qualified)", "—", "—", "no", f"{wall / 60:.1f}"], None, None
+    base, split = sel["baseline"], ", ".join(summary["config"]["select"]["datasets"])
+    if conf := summary.get("confirmation"):
+        base, chosen, split = conf["baseline"], conf["after"], ", ".join(conf["datasets"])
     v0, v1 = base["violation"]["rate"], chosen["violation"]["rate"]
     drop = 1 - v1 / v0 if v0 else 0.0
     rise = chosen["over_refusal"]["rate"] - base["over_refusal"]["rate"]
@@ -81,7 +86,8 @@ def seed_row(seed: int, summary: dict, wall: float) -> tuple[list[str], float | 
     def cell(r: dict) -> str:
         return f"{r['rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}] n={r['n']}"
 
-    return ([str(seed), sel["chosen"], f"{cell(base['violation'])} → {cell(chosen['violation'])} ({-drop:+.0%})",
+    return ([str(seed), f"{sel['chosen']} (measured on {split})",
+             f"{cell(base['violation'])} → {cell(chosen['violation'])} ({-drop:+.0%})",
              f"{cell(base['over_refusal'])} → {cell(chosen['over_refusal'])} ({rise * 100:+.1f} pts)", met,
              f"{wall / 60:.1f}"], drop, rise)
 

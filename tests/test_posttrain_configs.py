@@ -18,8 +18,16 @@ def test_shipped_configs_load(name):
     cfg = PostTrainConfig.load(CONFIGS / name)
     assert cfg.model == "embedded:smollm2" and cfg.sample.dataset == "seed:train"
     assert cfg.sample.num_samples - cfg.sample.distilled_samples >= 2 and cfg.sample.temperature > 0
-    assert cfg.select.datasets == ["seed:test"] and cfg.rank.mode == "ai"
+    assert cfg.rank.mode == "ai"
     assert cfg.dpo.lora.full_finetune is False  # LoRA by default
+
+
+def test_default_chooses_on_dev_and_reports_on_test():
+    """The default picks among many candidates on seed:dev, so the numbers it reports come from seed:test,
+    which played no part in the choice."""
+    cfg = PostTrainConfig.load(CONFIGS / "posttrain-default.yaml")
+    assert cfg.select.datasets == ["seed:dev"] and cfg.select.confirm_datasets == ["seed:test"]
+    assert cfg.select.lora_scales and all(0 < s < 1 for s in cfg.select.lora_scales)
 
 
 def _pair(chosen: str, rejected: str, tier_gap: float, *, greedy: str | None = None, label: str = "harmful"):
@@ -53,6 +61,11 @@ def test_pair_settings_of_the_default_config_drive_which_pairs_dpo_sees():
     assert dpo_pairs(cfg.model_copy(update={"add_clearest": []}), pairs) == [anchored]
     weighted = cfg.model_copy(update={"add_clearest": [], "pair_weights": {"harmful": 3}})
     assert dpo_pairs(weighted, pairs) == [anchored] * 3  # pair_weights repeats a group's pairs
+
+    # the default's pair_weights: Spanish and French benign pairs count twice, English ones once
+    benign = {lang: _pair("answer", "refusal", 1.0, greedy="chosen", label="benign").model_copy(
+        update={"record_id": f"b-{lang}", "language": lang}) for lang in ("en", "es", "fr")}
+    assert dpo_pairs(cfg, list(benign.values())) == [benign["en"], *[benign["es"]] * 2, *[benign["fr"]] * 2]
 
 
 @pytest.mark.parametrize(("text", "match"), [
