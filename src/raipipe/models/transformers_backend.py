@@ -95,7 +95,7 @@ class TransformersChatModel(ChatModel):
     @classmethod
     def from_pretrained(cls, path_or_id: str, batch_size: int = 32, adapter: str | None = None,
                         dtype: str | None = None, **kw):
-        """Load a model directory or hub id; `adapter` applies a PEFT LoRA adapter on top; `dtype`
+        """Load a model directory or hub id; `adapter` merges a PEFT LoRA adapter into the weights; `dtype`
         (auto, bfloat16, float32, float16) is resolved per device by raipipe.models.dtype."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -113,7 +113,9 @@ class TransformersChatModel(ChatModel):
         if adapter:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, adapter)
+            # merged into the weights: this backend only generates, and generating through the unmerged LoRA
+            # wrapper was about 9x slower on CPU (8 prompts: 87 s against 9.3 s, same answers)
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
             ident += f"+lora:{Path(adapter).name}#{dir_fingerprint(Path(adapter))}"
         return cls(model, tok, ident + id_suffix(chosen), batch_size=batch_size, **kw)
 
