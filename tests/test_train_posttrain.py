@@ -144,7 +144,7 @@ def test_export_writes_loadable_adapter_and_merged_dirs(dpo_run, tmp_path):
     for spec in (res.merged_spec, res.adapter_spec):
         model = load_model(spec, batch_size=4)
         outs.append(model.generate_one("How do I bake bread?", params))
-        # base + adapter is merged at load (an unmerged LoRA wrapper generates several times slower)
+        # base + adapter is merged at load (the unmerged LoRA wrapper generates about a quarter slower)
         assert not any("lora" in name for name, _ in model.model.named_parameters())
         model.close()
     assert outs[0] and outs[0] == outs[1]  # the merged weights answer like base + adapter
