@@ -1,5 +1,6 @@
 """Team-written reference answers: validated with file/line/field, added as candidates of their benign
-prompts only (digest in the batch manifest, old batches keep their id), and their pair is trained on."""
+prompts only (digest in the batch manifest, old batches keep their id), and their pair is trained on; the
+helpful openers some languages' written answers start with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections import Counter
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from raipipe.data.specs import resolve_dataset
@@ -15,7 +17,7 @@ from raipipe.errors import DatasetError
 from raipipe.models.base import ChatModel
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN, training_pairs
 from raipipe.posttrain.pairs import expand_rankings
-from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_reference_answers
+from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_answer_openers, load_reference_answers
 from raipipe.posttrain.sample import SampleSettings, sample_candidates
 from raipipe.store.db import open_store
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
@@ -283,3 +285,55 @@ def test_prompts_with_a_team_answer_can_skip_the_sampled_answers(tmp_path):
         sampled = o.count("policy-model")
         assert sampled == (0 if rid in written else 2) and GREEDY_ORIGIN in o
     assert all(replies.for_record(r) is None for r in train)  # seed prompts have no reply: they keep their samples
+
+
+def test_shipped_openers_cover_the_shipped_languages_and_leave_others_alone():
+    openers, digest = load_answer_openers(None, ["es", "fr"])
+    es = openers.open("co-001-b", "es", "Un mensaje de sistema es …")
+    assert es.endswith(" Un mensaje de sistema es …") and es.startswith("Claro")
+    assert openers.open("co-001-b", "es", "x") == openers.open("co-001-b", "es-MX", "x")  # fixed per prompt
+    assert openers.open("co-001-b", "fr", "Voici.").startswith("Bien sûr")
+    assert openers.open("co-001-b", "en", "Here.") == "Here."  # not asked for: unchanged
+    assert len(digest) == 16
+
+
+def test_a_language_without_openers_fails_naming_the_file(tmp_path):
+    with pytest.raises(DatasetError, match=r"answer_openers\.yaml.*language\(s\) de"):
+        load_answer_openers(None, ["es", "de"])
+    bad = tmp_path / "o.yaml"
+    bad.write_text("es: []\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="o.yaml"):
+        load_answer_openers(bad, ["es"])
+
+
+def test_openers_need_a_team_answer_source():
+    with pytest.raises(ValidationError, match="team_answer_openers"):
+        SampleSettings(team_answer_openers=["es"])
+
+
+def test_sampling_opens_the_team_answers_of_the_chosen_languages_only(tmp_path):
+    train = resolve_dataset("seed:train")[1]
+    benign = [r for r in train if r.label.value == "benign" and r.language in ("es", "en")]
+    picked = [r for r in benign if r.language == "es"][:2] + [r for r in benign if r.language == "en"][:2]
+    path = _write(tmp_path / "refs.jsonl",
+                  [_ref(r.id, language=r.language, answer=f"Answer {r.id}.") for r in picked])
+    spec = tmp_path / "d.jsonl"
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in picked))
+    sessions = open_store(str(tmp_path / "s.db"))
+    base = dict(dataset=str(spec), num_samples=2, distilled_samples=0, reference_answers=True,
+                reference_answers_file=path)
+    batch = sample_candidates(Scripted(), SampleSettings(**base, team_answer_openers=["es"]), sessions)
+    with sessions() as s:
+        refs = {c.record_id: c for c in s.scalars(select(Candidate).where(Candidate.batch_id == batch))
+                if c.origin == REFERENCE_ORIGIN}
+        manifest = s.get(SampleBatch, batch).manifest
+    openers, digest = load_answer_openers(None, ["es"])
+    for r in picked:
+        want = openers.open(r.id, "es", f"Answer {r.id}.") if r.language == "es" else f"Answer {r.id}."
+        assert refs[r.id].text == want
+    assert refs[picked[0].id].text.startswith("Claro") and manifest["answer_openers_digest"] == digest
+    plain = sample_candidates(Scripted(), SampleSettings(**base), sessions)
+    with sessions() as s:
+        manifest_plain = s.get(SampleBatch, plain).manifest
+    assert plain != batch and "answer_openers_digest" not in manifest_plain
+    assert not {"team_answer_openers", "answer_openers_file"} & set(manifest_plain["settings"])

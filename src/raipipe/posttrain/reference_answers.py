@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from raipipe.data.io import read_models
 from raipipe.data.records import Label, PromptRecord
 from raipipe.errors import DatasetError
+from raipipe.policy.loader import parse_yaml_model
 
 REFERENCE_ORIGIN = "team-reference"
 
@@ -80,3 +81,47 @@ def load_reference_answers(path: Path | str | None = None) -> ReferenceAnswers:
                                f"{ref.record_id} already has an answer (line {answers[ref.record_id][0]})")
         answers[ref.record_id] = (line, ref)
     return ReferenceAnswers(p, answers, hashlib.sha256(p.read_bytes()).hexdigest()[:16])
+
+
+class AnswerOpeners(RootModel[dict[str, list[str]]]):
+    """Language code → helpful first sentences put before the team's written answers in that language.
+
+    A policy refusal opens with one of a few sentences, so its first words are far more likely after
+    training than the first words of any one of the team's varied answers; where the model cannot write
+    the language itself, greedy decoding then starts the refusal. An opener of the same kind evens that."""
+
+    @field_validator("root")
+    @classmethod
+    def _non_empty(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for language, openers in v.items():
+            if not openers or any(not o.strip() for o in openers):
+                raise ValueError(f"{language}: give at least one non-blank opener")
+        return v
+
+    def check_languages(self, languages: Iterable[str], path: Path) -> None:
+        """Fail before sampling when a requested language has no openers (no fallback to another language)."""
+        missing = sorted(set(languages) - set(self.root))
+        if missing:
+            raise DatasetError(path, None, None, f"no answer openers for language(s) {', '.join(missing)}")
+
+    def open(self, key: str, language: str, answer: str) -> str:
+        """`answer` with the opener `key` (the record id) picks for `language`; unchanged for other languages."""
+        openers = self.root.get(language) or self.root.get(language.split("-")[0])
+        if not openers:
+            return answer
+        h = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+        return f"{openers[h % len(openers)]} {answer}"
+
+
+def load_answer_openers(path: Path | str | None, languages: Iterable[str]) -> tuple[AnswerOpeners, str]:
+    """The openers of `languages` only (default file: the shipped one) and the file's digest."""
+    p = Path(path) if path is not None else Path(
+        str(resources.files("raipipe.resources") / "posttrain" / "answer_openers.yaml"))
+    if not p.is_file():
+        raise DatasetError(p, None, None, "answer openers file does not exist")
+    text = p.read_text(encoding="utf-8")
+    wanted = set(languages)
+    full = parse_yaml_model(p, AnswerOpeners, text, error=DatasetError)
+    full.check_languages(wanted, p)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return AnswerOpeners({k: v for k, v in full.root.items() if k in wanted}), digest

@@ -26,7 +26,7 @@ from raipipe.data.team_replies import load_team_replies
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
-from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_reference_answers
+from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_answer_openers, load_reference_answers
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
 from raipipe.posttrain.resumable import AddedLater, stable_dump
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
@@ -38,7 +38,8 @@ PLAIN, DISTILLED, GREEDY = "policy-model", "policy-model+safety-system-prompt", 
 class SampleSettings(BaseModel, AddedLater):
     model_config = ConfigDict(extra="forbid")
     # added after runs recorded their steps' digests: at their default, those runs resume
-    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"team_reply_max_prompt_tokens", "sample_written_prompts"})
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"team_reply_max_prompt_tokens", "sample_written_prompts",
+                                                    "team_answer_openers", "answer_openers_file"})
     dataset: str | list[str] = Field(
         default="seed:train", description="trainable prompts (never the test split): one dataset spec or several, "
         "e.g. [seed:train, generated:train]")
@@ -86,6 +87,12 @@ class SampleSettings(BaseModel, AddedLater):
         default=None, ge=8, description="pick only team-reply prompts whose chat-formatted prompt is at most this "
         "many tokens of the sampled model: DPO leaves out a pair whose prompt fills its max_length, so a longer "
         "prompt would be sampled and then never trained on")
+    team_answer_openers: list[str] = Field(
+        default=[], description="languages whose team-written answers (reference_answers, team_replies) start "
+        "with a short helpful sentence from answer_openers_file: a policy refusal opens with one of a few "
+        "sentences, so where the model cannot write a language its refusal's start outweighs any one varied "
+        "answer's, and greedy decoding refuses")
+    answer_openers_file: Path | None = Field(default=None, description="openers YAML; default: the shipped one")
 
     @model_validator(mode="after")
     def _prompts_need_replies(self) -> SampleSettings:
@@ -96,6 +103,9 @@ class SampleSettings(BaseModel, AddedLater):
         if not self.sample_written_prompts and not self.greedy_sample:
             raise ValueError("sample_written_prompts: false needs greedy_sample: true, or the model's own behaviour "
                              "is missing from those prompts' pairs")
+        if self.team_answer_openers and not (self.reference_answers or self.team_replies):
+            raise ValueError("team_answer_openers opens the team's written answers; set reference_answers or "
+                             "team_replies")
         return self
 
 
@@ -169,6 +179,8 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
         for r in records:
             references.for_record(r)  # fail before sampling on a harmful or wrong-language reference
     replies = load_team_replies(settings.team_replies_file) if settings.team_replies else None
+    openers, openers_digest = (load_answer_openers(settings.answer_openers_file, settings.team_answer_openers)
+                               if settings.team_answer_openers else (None, None))
     if replies and settings.team_reply_prompts:
         have = {r.id for r in records}
         records += replies.pick_prompts(trainable_records(TEAM_REPLY_DATASET, None, settings.seed),
@@ -181,6 +193,7 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
         **({"refusal_templates_digest": templates_digest} if templates else {}),
         **({"reference_answers_digest": references.digest} if references else {}),
         **({"team_replies_digest": replies.digest} if replies else {}),
+        **({"answer_openers_digest": openers_digest} if openers else {}),
     }
     batch_id = batch_id_for(manifest)
     with sessions.begin() as s:
@@ -196,7 +209,8 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
         for start in range(0, len(todo), settings.chunk_size):
             chunk = todo[start : start + settings.chunk_size]
             outs: list[list[tuple[str, str]]] = [[] for _ in chunk]
-            written = [[a for src in (references, replies) if src and (a := src.for_record(r)) is not None]
+            written = [[openers.open(r.id, r.language, a) if openers else a
+                        for src in (references, replies) if src and (a := src.for_record(r)) is not None]
                        for r in chunk]  # the team's answers of each prompt
             sampled = [i for i in range(len(chunk)) if settings.sample_written_prompts or not written[i]]
             for origin, k, sys_prompt in ((PLAIN, n_plain, None), (DISTILLED, settings.distilled_samples, system)):
