@@ -17,7 +17,12 @@ from raipipe.errors import DatasetError
 from raipipe.models.base import ChatModel
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN, training_pairs
 from raipipe.posttrain.pairs import expand_rankings
-from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_answer_openers, load_reference_answers
+from raipipe.posttrain.reference_answers import (
+    OPENED_ORIGIN,
+    REFERENCE_ORIGIN,
+    load_answer_openers,
+    load_reference_answers,
+)
 from raipipe.posttrain.sample import SampleSettings, sample_candidates
 from raipipe.store.db import open_store
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
@@ -306,34 +311,58 @@ def test_a_language_without_openers_fails_naming_the_file(tmp_path):
         load_answer_openers(bad, ["es"])
 
 
-def test_openers_need_a_team_answer_source():
+def test_openers_need_a_team_answer_source_and_the_greedy_answer():
     with pytest.raises(ValidationError, match="team_answer_openers"):
-        SampleSettings(team_answer_openers=["es"])
+        SampleSettings(team_answer_openers=["es"], greedy_sample=True)
+    with pytest.raises(ValidationError, match="greedy_sample"):
+        SampleSettings(team_answer_openers=["es"], reference_answers=True)
 
 
-def test_sampling_opens_the_team_answers_of_the_chosen_languages_only(tmp_path):
+def test_sampling_opens_team_answers_and_harmful_greedy_answers_of_the_chosen_languages_only(tmp_path):
     train = resolve_dataset("seed:train")[1]
     benign = [r for r in train if r.label.value == "benign" and r.language in ("es", "en")]
     picked = [r for r in benign if r.language == "es"][:2] + [r for r in benign if r.language == "en"][:2]
+    harmful = [next(r for r in train if r.label.value == "harmful" and r.language == lang) for lang in ("es", "en")]
     path = _write(tmp_path / "refs.jsonl",
                   [_ref(r.id, language=r.language, answer=f"Answer {r.id}.") for r in picked])
     spec = tmp_path / "d.jsonl"
-    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in picked))
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n"
+                            for r in picked + harmful))
     sessions = open_store(str(tmp_path / "s.db"))
     base = dict(dataset=str(spec), num_samples=2, distilled_samples=0, reference_answers=True,
-                reference_answers_file=path)
+                reference_answers_file=path, greedy_sample=True)
     batch = sample_candidates(Scripted(), SampleSettings(**base, team_answer_openers=["es"]), sessions)
     with sessions() as s:
-        refs = {c.record_id: c for c in s.scalars(select(Candidate).where(Candidate.batch_id == batch))
-                if c.origin == REFERENCE_ORIGIN}
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
         manifest = s.get(SampleBatch, batch).manifest
+    refs = {c.record_id: c.text for c in cands if c.origin == REFERENCE_ORIGIN}
     openers, digest = load_answer_openers(None, ["es"])
     for r in picked:
         want = openers.open(r.id, "es", f"Answer {r.id}.") if r.language == "es" else f"Answer {r.id}."
-        assert refs[r.id].text == want
-    assert refs[picked[0].id].text.startswith("Claro") and manifest["answer_openers_digest"] == digest
+        assert refs[r.id] == want
+    assert refs[picked[0].id].startswith("Claro") and manifest["answer_openers_digest"] == digest
+    # the Spanish harmful prompt's greedy answer ("answer 0") also comes with the opener before it; English not
+    opened = [(c.record_id, c.text) for c in cands if c.origin == OPENED_ORIGIN]
+    assert opened == [(harmful[0].id, openers.open(harmful[0].id, "es", "answer 0"))]
     plain = sample_candidates(Scripted(), SampleSettings(**base), sessions)
     with sessions() as s:
         manifest_plain = s.get(SampleBatch, plain).manifest
     assert plain != batch and "answer_openers_digest" not in manifest_plain
     assert not {"team_answer_openers", "answer_openers_file"} & set(manifest_plain["settings"])
+
+
+def test_the_opened_answer_is_rejected_beside_the_anchored_pair():
+    def cand(cid, origin, text):
+        return SimpleNamespace(id=cid, batch_id="b1", record_id="r1", prompt="¿p?", label="harmful", policy_id=None,
+                               text=text, language="es", origin=origin)
+
+    # The greedy answer already refuses (the anchored pair puts it over a compliant sample); the opened copy
+    # of a greedy answer is still set below the policy refusal.
+    cands = [cand(1, GREEDY_ORIGIN, "No."), cand(2, OPENED_ORIGIN, "Claro, te lo explico. No."),
+             cand(3, "policy-template-refusal", "No puedo ayudar con eso."), cand(4, "policy-model", "sí")]
+    ranking = SimpleNamespace(id=1, batch_id="b1", record_id="r1", rater_id="ai:j", rater_kind="ai",
+                              order=[3, 1, 2, 4], ratings={str(c): {"tier": t, "verdict": "x"}
+                                                           for c, t in {3: 0, 1: 0, 2: 2, 4: 2}.items()})
+    kept = training_pairs(expand_rankings([ranking], cands).pairs, strategy="greedy-anchored")
+    assert Counter((p.chosen_origin, p.rejected_origin) for p in kept) == {
+        (GREEDY_ORIGIN, "policy-model"): 1, ("policy-template-refusal", OPENED_ORIGIN): 1}

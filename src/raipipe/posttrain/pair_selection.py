@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Literal
 
 from raipipe.posttrain.pairs import PairsError, PreferencePair
-from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN
+from raipipe.posttrain.reference_answers import OPENED_ORIGIN, REFERENCE_ORIGIN
 
 GREEDY_ORIGIN = "policy-model-greedy"  # the model's greedy answer: what evaluation will see
 PairStrategy = Literal["best-vs-worst", "greedy-anchored", "all"]
@@ -30,7 +30,8 @@ def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
     (after all anchored pairs, in prompt order): anchored pairs alone moved Spanish and French harmful
     prompts little; the clearest pair puts a refusal above the most compliant sample there. Under either
     per-prompt strategy a prompt with a team-written reference answer also gets its clearest pair with that
-    answer chosen (where that is another pair): that answer is why the reference was written."""
+    answer chosen (where that is another pair): that answer is why the reference was written; likewise a
+    harmful prompt with an opened greedy answer gets its clearest pair with that answer rejected."""
     check_add_clearest(add_clearest, strategy)
     kept = [p for p in pairs if p.decisive] if decisive_only else list(pairs)
     if strategy == "all":
@@ -54,11 +55,12 @@ def training_pairs(pairs: Iterable[PreferencePair], decisive_only: bool = True,
         if in_groups(clearest, add_clearest) and not _same(clearest, pick):
             extra.append(clearest)
             added.append(clearest)
-        references = [p for p in group if p.chosen_origin == REFERENCE_ORIGIN]
-        if references:
-            best = max(references, key=key)
-            if not any(_same(best, p) for p in added):
+        for written in ([p for p in group if p.chosen_origin == REFERENCE_ORIGIN],
+                        [p for p in group if p.rejected_origin == OPENED_ORIGIN]):
+            best = max(written, key=key) if written else None
+            if best is not None and not any(_same(best, p) for p in added):
                 extra.append(best)
+                added.append(best)
     return out + extra
 
 

@@ -23,6 +23,9 @@ from raipipe.errors import DatasetError
 from raipipe.policy.loader import parse_yaml_model
 
 REFERENCE_ORIGIN = "team-reference"
+# the model's greedy answer to a harmful prompt with the language's helpful opener put before it: the opener
+# rejected where a refusal is right, as it is chosen before the team's answer where answering is right
+OPENED_ORIGIN = "policy-model-greedy+opener"
 
 
 class ReferenceAnswer(BaseModel):
@@ -103,6 +106,9 @@ class AnswerOpeners(RootModel[dict[str, list[str]]]):
         missing = sorted(set(languages) - set(self.root))
         if missing:
             raise DatasetError(path, None, None, f"no answer openers for language(s) {', '.join(missing)}")
+
+    def covers(self, language: str) -> bool:
+        return bool(self.root.get(language) or self.root.get(language.split("-")[0]))
 
     def open(self, key: str, language: str, answer: str) -> str:
         """`answer` with the opener `key` (the record id) picks for `language`; unchanged for other languages."""

@@ -20,13 +20,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 
 from raipipe.data.io import assert_trainable, dataset_hash
-from raipipe.data.records import PromptRecord, Split
+from raipipe.data.records import Label, PromptRecord, Split
 from raipipe.data.specs import resolve_dataset
 from raipipe.data.team_replies import load_team_replies
 from raipipe.models.base import ChatModel, GenerationParams, Message
 from raipipe.policy.loader import PolicyPack, load_pack
 from raipipe.posttrain.pair_selection import GREEDY_ORIGIN
-from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN, load_answer_openers, load_reference_answers
+from raipipe.posttrain.reference_answers import (
+    OPENED_ORIGIN,
+    REFERENCE_ORIGIN,
+    load_answer_openers,
+    load_reference_answers,
+)
 from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, load_templates
 from raipipe.posttrain.resumable import AddedLater, stable_dump
 from raipipe.store.posttrain_tables import Candidate, SampleBatch
@@ -89,9 +94,11 @@ class SampleSettings(BaseModel, AddedLater):
         "prompt would be sampled and then never trained on")
     team_answer_openers: list[str] = Field(
         default=[], description="languages whose team-written answers (reference_answers, team_replies) start "
-        "with a short helpful sentence from answer_openers_file: a policy refusal opens with one of a few "
-        "sentences, so where the model cannot write a language its refusal's start outweighs any one varied "
-        "answer's, and greedy decoding refuses")
+        "with a short helpful sentence from answer_openers_file, and whose harmful prompts get the greedy answer "
+        "with that sentence before it as a candidate (origin policy-model-greedy+opener, put below a refusal): a "
+        "policy refusal opens with one of a few sentences, so where the model cannot write a language its "
+        "refusal's start outweighs any one varied answer's and greedy decoding refuses; the opener evens that, "
+        "and is rejected on harmful prompts as the refusal is on benign ones")
     answer_openers_file: Path | None = Field(default=None, description="openers YAML; default: the shipped one")
 
     @model_validator(mode="after")
@@ -106,6 +113,9 @@ class SampleSettings(BaseModel, AddedLater):
         if self.team_answer_openers and not (self.reference_answers or self.team_replies):
             raise ValueError("team_answer_openers opens the team's written answers; set reference_answers or "
                              "team_replies")
+        if self.team_answer_openers and not self.greedy_sample:
+            raise ValueError("team_answer_openers needs greedy_sample: true (harmful prompts get the greedy answer "
+                             "with the opener before it)")
         return self
 
 
@@ -229,6 +239,8 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
                                           temperature=0.0)
                 for i, texts in enumerate(model.generate(convs, greedy)):
                     outs[i].append((GREEDY, texts[0]))
+                    if openers and chunk[i].label == Label.HARMFUL and openers.covers(chunk[i].language):
+                        outs[i].append((OPENED_ORIGIN, openers.open(chunk[i].id, chunk[i].language, texts[0])))
             if templates:
                 for i, r in enumerate(chunk):
                     outs[i].append((TEMPLATE_ORIGIN, templates.refusal(r.id, r.language, r.pillar, r.policy_id)))
