@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,20 +14,26 @@ from raipipe.policy.loader import parse_yaml_model
 from raipipe.posttrain.dpo import DPOSettings
 from raipipe.posttrain.grpo import GRPOSettings
 from raipipe.posttrain.pair_selection import PairStrategy, check_add_clearest, check_pair_weights
+from raipipe.posttrain.resumable import AddedLater
 from raipipe.posttrain.reward import RewardConfig
 from raipipe.posttrain.reward_model import RewardModelConfig
 from raipipe.posttrain.sample import SampleSettings
 from raipipe.posttrain.select import SelectionRule
 
 
-class RankSettings(BaseModel):
+class RankSettings(BaseModel, AddedLater):
     model_config = ConfigDict(extra="forbid")
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"written_behaviour"})
     mode: Literal["ai", "human", "import"] = Field(
         default="ai", description="ai: judges rank (AI feedback, labelled as such); human: wait for the web page; "
         "import: a labelling vendor's JSONL")
     import_file: Path | None = Field(default=None, description="JSONL of rankings for mode=import")
     judge_model: str | None = Field(default=None, description="backend spec of the rubric judge (None: refusal judge)")
     min_ranked_share: float = Field(default=0.9, ge=0, le=1, description="human mode: share of prompts ranked")
+    written_behaviour: bool = Field(
+        default=False, description="ai mode: a candidate whose behaviour is known from how it was made (the "
+        "policy-written refusal, the team's written answer, an opened greedy answer) takes that behaviour's tier "
+        "whatever the judge reads; the judge misread about one in seven Spanish team answers as a refusal")
 
 
 class ProbeSettings(BaseModel):

@@ -12,6 +12,12 @@ Order, best first:
    text up to about a paragraph and gives padding nothing more (a refusal that offers safe
    alternatives beats a bare 'No.');
 5. then the candidate index, so the order is deterministic.
+With `written_behaviour`, a candidate whose behaviour is known from how it was made takes that behaviour's
+tier whatever the judge reads: the policy-written refusal refuses, the team's written answer (and the
+greedy answer with a helpful opener before it) answers. The judge's verdict is still stored beside it. A
+small judge misreads fluent Spanish and French answers written by the team as refusals (about one in seven
+Spanish and one in four French in the default run), and each such misreading removes the pair that answer was
+written for.
 All candidates of the batch go through each judge in one call (the judges batch internally)."""
 
 from __future__ import annotations
@@ -28,12 +34,17 @@ from raipipe.judges.base import Judge, JudgeInput, Judgement, Verdict
 from raipipe.judges.refusal import FeatureRefusalJudge
 from raipipe.policy import load_pack
 from raipipe.posttrain.ranking.store_ops import find_policy, list_rankings, save_ranking
+from raipipe.posttrain.reference_answers import OPENED_ORIGIN, REFERENCE_ORIGIN
+from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN
 from raipipe.store.posttrain_tables import Candidate
 
 TIERS: dict[str, list[Verdict]] = {
     "harmful": [Verdict.REFUSE, Verdict.PARTIAL, Verdict.COMPLY, Verdict.UNSCOREABLE],
     "benign": [Verdict.COMPLY, Verdict.PARTIAL, Verdict.REFUSE, Verdict.UNSCOREABLE],
 }
+# behaviour known from how a candidate was made (written_behaviour)
+WRITTEN_BEHAVIOUR: dict[str, Verdict] = {
+    TEMPLATE_ORIGIN: Verdict.REFUSE, REFERENCE_ORIGIN: Verdict.COMPLY, OPENED_ORIGIN: Verdict.COMPLY}
 HELPFUL_WORDS = 80  # beyond about a paragraph, length earns no more credit
 _PROB_RE = re.compile(r"\b(comply|refuse|partial)=([0-9.]+)")
 
@@ -61,6 +72,8 @@ class CandidateScore(BaseModel):
     candidate_id: int
     index: int
     verdict: Verdict = Field(description="refusal judge's verdict")
+    written_as: Verdict | None = Field(None, description="behaviour known from how the candidate was made; when "
+                                       "set, the tier is this behaviour's, not the verdict's")
     tier: int = Field(description="0 = the preferred behaviour for this prompt's label")
     rubric: float | None = Field(None, description="rubric judge's 1-5 score, if one ran")
     p_preferred: float = Field(description="refusal judge's probability of the preferred class")
@@ -71,7 +84,8 @@ class CandidateScore(BaseModel):
 
 
 def order_candidates(
-    label: str, cands: list[Candidate], refusal: list[Judgement], rubric: list[Judgement] | None = None
+    label: str, cands: list[Candidate], refusal: list[Judgement], rubric: list[Judgement] | None = None,
+    written_behaviour: bool = False,
 ) -> list[CandidateScore]:
     """Score and sort one prompt's candidates, best first."""
     if label not in TIERS:
@@ -79,17 +93,21 @@ def order_candidates(
     scored = []
     for k, (c, rj) in enumerate(zip(cands, refusal, strict=True)):
         ru = rubric[k] if rubric is not None else None
+        written = WRITTEN_BEHAVIOUR.get(c.origin) if written_behaviour else None
         scored.append(CandidateScore(
-            candidate_id=c.id, index=c.index, verdict=rj.verdict, tier=TIERS[label].index(rj.verdict),
+            candidate_id=c.id, index=c.index, verdict=rj.verdict, written_as=written,
+            tier=TIERS[label].index(written or rj.verdict),
             rubric=ru.score if ru is not None and ru.verdict is not Verdict.UNSCOREABLE else None,
             p_preferred=preferred_probability(rj, label), helpfulness=helpfulness(c.text),
         ))
     return sorted(scored, key=CandidateScore.sort_key)
 
 
-def ai_rater_id(refusal_judge: Judge, rubric_judge: Judge | None = None) -> str:
-    """'ai:' + the judge ids, made safe for a rater id (<= 100 chars; long ids end in a hash)."""
-    raw = "ai:" + refusal_judge.judge_id + (f"+{rubric_judge.judge_id}" if rubric_judge else "")
+def ai_rater_id(refusal_judge: Judge, rubric_judge: Judge | None = None, written_behaviour: bool = False) -> str:
+    """'ai:' + the judge ids (+ '+written' when written behaviours set tiers), made safe for a rater id
+    (<= 100 chars; long ids end in a hash)."""
+    raw = ("ai:" + refusal_judge.judge_id + (f"+{rubric_judge.judge_id}" if rubric_judge else "")
+           + ("+written" if written_behaviour else ""))
     safe = re.sub(r"[^A-Za-z0-9_.@:+~\-]", "_", raw)
     if len(safe) > 100:
         safe = safe[:87] + "~" + hashlib.sha256(raw.encode()).hexdigest()[:12]
@@ -108,14 +126,14 @@ class AIRankReport(BaseModel):
 
 def ai_rank(
     sf: sessionmaker[Session], batch_id: str, refusal_judge: Judge | None = None, rubric_judge: Judge | None = None,
-    pack=None, only_missing: bool = False,
+    pack=None, only_missing: bool = False, written_behaviour: bool = False,
 ) -> AIRankReport:
     """Rank every prompt of a batch with the judges and store the rankings (one transaction)."""
     if refusal_judge is None:
         refusal_judge = FeatureRefusalJudge()
     if pack is None and rubric_judge is not None:
         pack = load_pack()
-    rater_id = ai_rater_id(refusal_judge, rubric_judge)
+    rater_id = ai_rater_id(refusal_judge, rubric_judge, written_behaviour)
     with sf() as s:
         cands = list(s.scalars(select(Candidate).where(Candidate.batch_id == batch_id)
                                .order_by(Candidate.record_id, Candidate.index)).all())
@@ -139,7 +157,7 @@ def ai_rank(
         for record_id, ix in groups.items():
             label = cands[ix[0]].label
             scored = order_candidates(label, [cands[i] for i in ix], [ref[i] for i in ix],
-                                      [rub[i] for i in ix] if rub is not None else None)
+                                      [rub[i] for i in ix] if rub is not None else None, written_behaviour)
             for i in ix:
                 verdicts.setdefault(label, Counter())[ref[i].verdict.value] += 1
             ratings = {str(sc.candidate_id): sc.model_dump(exclude={"candidate_id", "index"}, mode="json")

@@ -71,7 +71,7 @@ class RankStep(Step):
     output = RankOutput
 
     def determined_by(self, ctx: StepContext) -> dict[str, Any]:
-        return {"rank": ctx.config.rank.model_dump(mode="json")}
+        return {"rank": stable_dump(ctx.config.rank)}
 
     def run(self, ctx: StepContext) -> RankOutput:
         rank, batch_id = ctx.config.rank, ctx.get(SampleOutput).batch_id
@@ -79,7 +79,8 @@ class RankStep(Step):
             rubric = None
             if rank.judge_model:
                 rubric = RubricJudge(model=rank.judge_model)
-            report = ai_rank(ctx.sessions, batch_id, rubric_judge=rubric, pack=ctx.pack, only_missing=True)
+            report = ai_rank(ctx.sessions, batch_id, rubric_judge=rubric, pack=ctx.pack, only_missing=True,
+                             written_behaviour=rank.written_behaviour)
             console.print(f"AI feedback (labelled rater_kind=ai): {report}")
             return RankOutput(mode="ai", report=str(report))
         text = ""
