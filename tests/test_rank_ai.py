@@ -117,3 +117,37 @@ def test_ai_rater_id_is_safe_and_bounded():
 
     rid = ai_rater_id(J("refusal-minilm@abc"), J("rubric:hf:/very/long/path/" + "x" * 120))
     assert rid.startswith("ai:refusal-minilm@abc+rubric:hf:_very_long") and len(rid) <= 100 and "/" not in rid
+
+
+def test_written_candidates_take_the_behaviour_they_were_made_with():
+    from types import SimpleNamespace
+
+    from raipipe.posttrain.config import RankSettings
+    from raipipe.posttrain.ranking.ai_feedback import order_candidates
+    from raipipe.posttrain.reference_answers import REFERENCE_ORIGIN
+    from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN
+    from raipipe.posttrain.resumable import stable_dump
+
+    cands = [SimpleNamespace(id=1, index=0, origin="policy-model", text="una respuesta"),
+             SimpleNamespace(id=2, index=1, origin=REFERENCE_ORIGIN, text="Un mensaje de sistema es …"),
+             SimpleNamespace(id=3, index=2, origin=TEMPLATE_ORIGIN, text="No puedo ayudar con eso.")]
+    # the judge misreads the team's answer as a refusal and the policy refusal as partial
+    verdicts = [Judgement(verdict=Verdict.COMPLY, score=0.6), Judgement(verdict=Verdict.REFUSE, score=0.7),
+                Judgement(verdict=Verdict.PARTIAL, score=0.5)]
+    as_read = order_candidates("benign", cands, verdicts)
+    assert [c.candidate_id for c in as_read] == [1, 3, 2] and all(c.written_as is None for c in as_read)
+    written = order_candidates("benign", cands, verdicts, written_behaviour=True)
+    # both answer (tier 0); the judge's probability of an answer, which it read as low, orders them
+    assert [c.candidate_id for c in written] == [1, 2, 3]
+    team = written[1]
+    assert (team.tier, team.written_as, team.verdict) == (0, Verdict.COMPLY, Verdict.REFUSE)  # the read is kept
+    assert written[2].tier == 2  # the policy refusal refuses, whatever the judge read
+    harmful = order_candidates("harmful", cands, verdicts, written_behaviour=True)
+    assert [c.candidate_id for c in harmful] == [3, 2, 1]
+
+    class J:
+        judge_id = "refusal@abc"
+
+    assert ai_rater_id(J(), written_behaviour=True) == "ai:refusal@abc+written"
+    assert "written_behaviour" not in stable_dump(RankSettings())  # runs ranked before the option keep their step
+    assert stable_dump(RankSettings(written_behaviour=True))["written_behaviour"] is True
