@@ -107,12 +107,15 @@ class AnswerOpeners(RootModel[dict[str, list[str]]]):
         if missing:
             raise DatasetError(path, None, None, f"no answer openers for language(s) {', '.join(missing)}")
 
+    def _of(self, language: str) -> list[str]:
+        return self.root.get(language) or self.root.get(language.split("-")[0]) or []
+
     def covers(self, language: str) -> bool:
-        return bool(self.root.get(language) or self.root.get(language.split("-")[0]))
+        return bool(self._of(language))
 
     def open(self, key: str, language: str, answer: str) -> str:
         """`answer` with the opener `key` (the record id) picks for `language`; unchanged for other languages."""
-        openers = self.root.get(language) or self.root.get(language.split("-")[0])
+        openers = self._of(language)
         if not openers:
             return answer
         h = int(hashlib.sha256(key.encode()).hexdigest(), 16)
