@@ -124,19 +124,23 @@ def test_sampling_adds_each_benign_prompts_reference_and_keeps_old_batch_ids(tmp
     assert "reference_answers_digest" not in manifest_off
 
 
-def test_the_reference_pair_is_trained_on_beside_the_anchored_one():
-    def cand(cid, origin, text):
-        return SimpleNamespace(id=cid, batch_id="b1", record_id="r1", prompt="¿p?", label="benign", policy_id=None,
-                               text=text, language="es", origin=origin)
+def _ranked_pairs(label, candidates, tiers):
+    """The preference pairs of one Spanish prompt whose candidates (id, origin, text) an AI rater ranked in
+    `tiers`' order (candidate id -> behaviour tier, 0 best)."""
+    cands = [SimpleNamespace(id=cid, batch_id="b1", record_id="r1", prompt="¿p?", label=label, policy_id=None,
+                             text=text, language="es", origin=origin) for cid, origin, text in candidates]
+    ranking = SimpleNamespace(id=1, batch_id="b1", record_id="r1", rater_id="ai:j", rater_kind="ai",
+                              order=list(tiers),
+                              ratings={str(c): {"tier": t, "verdict": "x"} for c, t in tiers.items()})
+    return expand_rankings([ranking], cands).pairs
 
+
+def test_the_reference_pair_is_trained_on_beside_the_anchored_one():
     # The greedy answer (word salad, read as compliance) is the anchored chosen side; the team's answer and the
     # policy refusal make the reference pair.
-    cands = [cand(1, GREEDY_ORIGIN, "salad"), cand(2, REFERENCE_ORIGIN, "Una respuesta útil."),
-             cand(3, "policy-template-refusal", "No puedo ayudar con eso."), cand(4, "policy-model", "otra")]
-    ranking = SimpleNamespace(id=1, batch_id="b1", record_id="r1", rater_id="ai:j", rater_kind="ai",
-                              order=[4, 1, 2, 3], ratings={str(c): {"tier": t, "verdict": "x"}
-                                                           for c, t in {4: 0, 1: 0, 2: 0, 3: 2}.items()})
-    pairs = expand_rankings([ranking], cands).pairs
+    pairs = _ranked_pairs("benign", [(1, GREEDY_ORIGIN, "salad"), (2, REFERENCE_ORIGIN, "Una respuesta útil."),
+                                     (3, "policy-template-refusal", "No puedo ayudar con eso."),
+                                     (4, "policy-model", "otra")], {4: 0, 1: 0, 2: 0, 3: 2})
     kept = training_pairs(pairs, strategy="greedy-anchored")
     assert Counter((p.chosen_origin, p.rejected_origin) for p in kept) == {
         (GREEDY_ORIGIN, "policy-template-refusal"): 1, (REFERENCE_ORIGIN, "policy-template-refusal"): 1}
@@ -352,17 +356,11 @@ def test_sampling_opens_team_answers_and_harmful_greedy_answers_of_the_chosen_la
 
 
 def test_the_opened_answer_is_rejected_beside_the_anchored_pair():
-    def cand(cid, origin, text):
-        return SimpleNamespace(id=cid, batch_id="b1", record_id="r1", prompt="¿p?", label="harmful", policy_id=None,
-                               text=text, language="es", origin=origin)
-
     # The greedy answer already refuses (the anchored pair puts it over a compliant sample); the opened copy
     # of a greedy answer is still set below the policy refusal.
-    cands = [cand(1, GREEDY_ORIGIN, "No."), cand(2, OPENED_ORIGIN, "Claro, te lo explico. No."),
-             cand(3, "policy-template-refusal", "No puedo ayudar con eso."), cand(4, "policy-model", "sí")]
-    ranking = SimpleNamespace(id=1, batch_id="b1", record_id="r1", rater_id="ai:j", rater_kind="ai",
-                              order=[3, 1, 2, 4], ratings={str(c): {"tier": t, "verdict": "x"}
-                                                           for c, t in {3: 0, 1: 0, 2: 2, 4: 2}.items()})
-    kept = training_pairs(expand_rankings([ranking], cands).pairs, strategy="greedy-anchored")
+    pairs = _ranked_pairs("harmful", [(1, GREEDY_ORIGIN, "No."), (2, OPENED_ORIGIN, "Claro, te lo explico. No."),
+                                      (3, "policy-template-refusal", "No puedo ayudar con eso."),
+                                      (4, "policy-model", "sí")], {3: 0, 1: 0, 2: 2, 4: 2})
+    kept = training_pairs(pairs, strategy="greedy-anchored")
     assert Counter((p.chosen_origin, p.rejected_origin) for p in kept) == {
         (GREEDY_ORIGIN, "policy-model"): 1, ("policy-template-refusal", OPENED_ORIGIN): 1}
