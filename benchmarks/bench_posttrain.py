@@ -60,6 +60,8 @@ def run(config: Path) -> tuple[dict, float]:
         a = summary["reward_model"]["heldout_pairwise_accuracy"]
         console.print(f"reward model held-out pairwise accuracy {a['rate']:.1%} [{a['low']:.1%}, {a['high']:.1%}] "
                       f"n={a['n']} ({summary['feedback']})")
+        for label, r in summary["reward_model"].get("heldout_accuracy_by_label", {}).items():
+            console.print(f"  {label} prompts: {r['rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}] n={r['n']}")
     return summary, wall
 
 

@@ -43,7 +43,9 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     assert [c["name"] for c in sel["candidates"]] == [graded, f"{graded}-x0.50"]
     assert any("not graded" in r for r in sel["reasons"]) and sel["context"]["lora_scales"] == [0.5]
     assert sel["reasons"] and sel["rule_text"]
-    assert summary["reward_model"]["heldout_pairwise_accuracy"]["n"] > 0
+    rm = summary["reward_model"]
+    assert rm["heldout_pairwise_accuracy"]["n"] > 0
+    assert sum(r["n"] for r in rm["heldout_accuracy_by_label"].values()) == rm["heldout_pairwise_accuracy"]["n"]
     assert (out / "dpo" / "curves.jsonl").exists() and summary["curves"]
     lineage = json.loads((out / "pairs" / "lineage.json").read_text())
     assert lineage["policy_pack"].startswith("raipipe-default@")
@@ -59,6 +61,7 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     assert summary["paired_test"]["violation"]["judge_error"] is not None
     report = (out / "report.html").read_text()
     assert "Two judges on the same answers" in report and "With the judge's own error" in report
+    assert "By prompt label" in report
     reasons = summary["refusal_reasons"]  # how each model's refusals to harmful prompts name their reason
     graded = {c["name"] for c in sel["candidates"] if c["run_id"]}
     assert set(reasons["runs"]) == {"baseline", *graded} and reasons["judge"] == agreement["judge"]

@@ -11,6 +11,7 @@ from raipipe.posttrain.pairs import PairsError, PreferencePair
 from raipipe.posttrain.reward_model import (
     RewardModelConfig,
     RewardModelScorer,
+    accuracy_by_label,
     pairwise_accuracy,
     train_reward_model,
 )
@@ -121,6 +122,26 @@ def test_heldout_accuracy_with_wilson_interval(trained):
     scorer = RewardModelScorer(trained.output_dir)
     again = pairwise_accuracy(scorer.model, scorer.tokenizer, HELD, scorer.max_length)
     assert again.k == acc.k  # the saved model scores exactly like the in-memory one
+
+
+def test_heldout_accuracy_is_also_given_per_prompt_label(trained):
+    """Benign pairs outnumber harmful ones, so the pooled rate can hide a model that prefers one behaviour on
+    every prompt; each label's rate is its own pairs' wins."""
+    by_label = trained.heldout_accuracy_by_label
+    assert set(by_label) == {"benign", "harmful"}
+    assert sum(r.n for r in by_label.values()) == trained.heldout_accuracy.n
+    assert sum(r.k for r in by_label.values()) == trained.heldout_accuracy.k
+    assert by_label["harmful"].n == sum(p.label == "harmful" for p in HELD)
+    saved = json.loads((trained.output_dir / "metrics.json").read_text())["heldout_accuracy_by_label"]
+    assert {k: v["k"] for k, v in saved.items()} == {k: v.k for k, v in by_label.items()}
+
+
+def test_accuracy_by_label_counts_each_labels_own_wins():
+    wins = [i % 3 == 0 for i in range(len(HELD))]
+    by_label = accuracy_by_label(HELD, wins)
+    for label, rate in by_label.items():
+        picked = [w for p, w in zip(HELD, wins, strict=True) if p.label == label]
+        assert rate == wilson(sum(picked), len(picked))
 
 
 def test_scorer_returns_floats_batched(trained):

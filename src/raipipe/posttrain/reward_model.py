@@ -62,6 +62,8 @@ class RewardModelConfig(BaseModel):
 class RewardModelResult(BaseModel):
     output_dir: Path
     heldout_accuracy: Rate = Field(description="pairwise accuracy on held-out pairs (ties count as wrong)")
+    heldout_accuracy_by_label: dict[str, Rate] = Field(default_factory=dict,
+                                                       description="the same per prompt label (benign, harmful)")
     n_train: int
     n_heldout: int
     steps: int
@@ -120,15 +122,33 @@ def score_texts(model, tokenizer, prompts: Sequence[str], responses: Sequence[st
     return out
 
 
-def pairwise_accuracy(model, tokenizer, pairs: Sequence[PreferencePair], max_length: int,
-                      batch_size: int = 32) -> Rate:
-    """Share of pairs where r(chosen) > r(rejected), with a Wilson 95 % interval."""
+def pairwise_wins(model, tokenizer, pairs: Sequence[PreferencePair], max_length: int,
+                  batch_size: int = 32) -> list[bool]:
+    """Per pair: does r(chosen) > r(rejected)? (ties count as wrong)"""
     if not pairs:
-        return wilson(0, 0)
+        return []
     prompts = [p.prompt for p in pairs]
     rc = score_texts(model, tokenizer, prompts, [p.chosen for p in pairs], max_length, batch_size)
     rr = score_texts(model, tokenizer, prompts, [p.rejected for p in pairs], max_length, batch_size)
-    return wilson(sum(c > r for c, r in zip(rc, rr, strict=True)), len(pairs))
+    return [c > r for c, r in zip(rc, rr, strict=True)]
+
+
+def pairwise_accuracy(model, tokenizer, pairs: Sequence[PreferencePair], max_length: int,
+                      batch_size: int = 32) -> Rate:
+    """Share of pairs where r(chosen) > r(rejected), with a Wilson 95 % interval."""
+    wins = pairwise_wins(model, tokenizer, pairs, max_length, batch_size)
+    return wilson(sum(wins), len(wins))
+
+
+def accuracy_by_label(pairs: Sequence[PreferencePair], wins: Sequence[bool]) -> dict[str, Rate]:
+    """Accuracy per prompt label. The pooled figure can hide a model that prefers one behaviour everywhere:
+    benign pairs (comply over refuse) outnumber harmful ones, so "compliance always wins" scores well pooled
+    and at or below chance on harmful prompts."""
+    out: dict[str, Rate] = {}
+    for label in sorted({p.label for p in pairs}):
+        picked = [w for p, w in zip(pairs, wins, strict=True) if p.label == label]
+        out[label] = wilson(sum(picked), len(picked))
+    return out
 
 
 def _dataset(pairs: Sequence[PreferencePair], tokenizer, config: RewardModelConfig):
@@ -225,11 +245,14 @@ def train_reward_model(pairs_train: Sequence[PreferencePair], pairs_heldout: Seq
     with atomic_dir(out) as tmp:
         tokenizer, model = _load_encoder(base, config.seed)
         fit = _fit(model, tokenizer, pairs_train, config, tmp / "_trainer")
-        acc = pairwise_accuracy(fit.model, tokenizer, pairs_heldout, config.max_length, config.score_batch_size)
+        wins = pairwise_wins(fit.model, tokenizer, pairs_heldout, config.max_length, config.score_batch_size)
+        acc, by_label = wilson(sum(wins), len(wins)), accuracy_by_label(pairs_heldout, wins)
         times = fit.step_times[1:] or fit.step_times
         seconds_per_step = round(sum(times) / len(times), 4) if times else None
         metrics = {
-            "heldout_pairwise_accuracy": acc.model_dump(), "n_train": len(pairs_train), "n_heldout": len(pairs_heldout),
+            "heldout_pairwise_accuracy": acc.model_dump(),
+            "heldout_accuracy_by_label": {k: v.model_dump() for k, v in by_label.items()},
+            "n_train": len(pairs_train), "n_heldout": len(pairs_heldout),
             "steps": fit.steps, "train_loss": fit.train_loss, "train_seconds": round(fit.seconds, 3),
             "seconds_per_step": seconds_per_step, "log_history": fit.log_history,
         }
@@ -237,9 +260,9 @@ def train_reward_model(pairs_train: Sequence[PreferencePair], pairs_heldout: Seq
         _write_model_dir(tmp, fit.model, tokenizer, metrics,
                          _lineage(config, base, pairs_train, pairs_heldout, lineage))
     console.print(f"[green]reward model[/] → {out}  held-out accuracy {acc.fmt()}")
-    return RewardModelResult(output_dir=out, heldout_accuracy=acc, n_train=len(pairs_train),
-                             n_heldout=len(pairs_heldout), steps=fit.steps, train_loss=fit.train_loss,
-                             seconds_per_step=seconds_per_step,
+    return RewardModelResult(output_dir=out, heldout_accuracy=acc, heldout_accuracy_by_label=by_label,
+                             n_train=len(pairs_train), n_heldout=len(pairs_heldout), steps=fit.steps,
+                             train_loss=fit.train_loss, seconds_per_step=seconds_per_step,
                              metrics={k: v for k, v in metrics.items() if k != "log_history"})
 
 

@@ -58,7 +58,8 @@ class RewardModelStep(Step):
         result = train_reward_model(training_pairs(train, ctx.config.decisive_only),
                                     training_pairs(heldout, ctx.config.decisive_only), cfg,
                                     lineage={"policy_pack": ctx.pack.ref, "policy_versions": ctx.pack.versions()})
-        console.print(f"reward model: held-out pairwise accuracy {result.heldout_accuracy.fmt()}")
+        by_label = "; ".join(f"{k} {v.fmt()}" for k, v in result.heldout_accuracy_by_label.items())
+        console.print(f"reward model: held-out pairwise accuracy {result.heldout_accuracy.fmt()} ({by_label})")
         return RewardModelOutput(directory=target, metrics=json.loads((target / "metrics.json").read_text()))
 
 
