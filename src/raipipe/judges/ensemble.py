@@ -3,7 +3,7 @@
 `refusal-xenc` (a fine-tuned cross-encoder that reads prompt and answer together) and a feature judge (frozen
 embeddings and n-grams, the `refusal-features` model) are different models and err on different answers; the mean
 of their class probabilities agrees with held-out human labels more often than either alone (see
-`benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–m) and from the embedded
+`benchmarks/bench_judges.py`). Both learn from every team-written answer set (a–h, j–n) and from the embedded
 model's own labelled answers (the short, often rambling answers raipipe's probes and runs grade most). The ranker
 `refusal-features` keeps its own head on sets a–d, so that the post-training grader shares no training answer with
 it; fitted on all sets, the ensemble's feature head agreed with people more often on four of the five held-out
@@ -31,7 +31,7 @@ from raipipe.judges.refusal_xenc import CrossEncoderRefusalJudge
 
 def ensemble_features() -> FeatureRefusalJudge:
     """The ensemble's feature judge: the `refusal-features` model fitted on the cross-encoder's training answers (sets
-    a–h, j–m and the embedded model's own labelled answers, the short, often rambling answers raipipe's probes and
+    a–h, j–n and the embedded model's own labelled answers, the short, often rambling answers raipipe's probes and
     runs grade most); fitted once (a few minutes) and cached by data digest."""
     return FeatureRefusalJudge(train_files=[judge_data_path(f) for f in XENC_TRAIN_FILES])
 

@@ -1,6 +1,6 @@
 """The cross-encoder refusal judge: a fine-tuned MiniLM cross-encoder (see `cross_encoder`).
 
-It learns from every team-written answer set (e–h, then a–d, then j–m). Sets j, k and l are German, Italian
+It learns from every team-written answer set (e–h, a–d, j–m, then n). Sets j, k and l are German, Italian
 and Portuguese, m long answers in Spanish, French and English: with only ~130 training answers in each of
 de/it/pt the judge agreed with people on 59–74 % of those languages' held-out answers against ~90 % in
 English. Read with the feature judge in the default `refusal` ensemble, adding j–m raised agreement on the
@@ -9,8 +9,11 @@ two held-out sets by independent authors (d, e) and kept it within a point on th
 `refusal_train_posttrained.jsonl`; those labelled unscoreable are left out): short, often rambling answers that no
 team-written set resembles. Without them the judge agreed with people on 77 % of that model's held-out answers,
 below the lexical opener rule; with them the default ensemble rose 6–8 points on the three held-out sets of the
-model's answers and stayed within a point on the five team-written ones taken together. Post-training does not grade
-with this judge:
+model's answers and stayed within a point on the five team-written ones taken together. Set n comes after them:
+answers that open warmly or note a risk and then answer in full, beside refusals that use the same warm words. The
+ensemble had read a quarter of the team's fluent Spanish and French answers as refusals or partial ones. Set n
+raised its agreement on the five held-out sets together by half a point, and the compliance it reads in those answers
+by 7–11 points. Post-training does not grade with this judge:
 `refusal-stack` reads its own cross-encoder, trained on e–h only (shipped as `refusal-xenc-stack`), so its grade
 shares no training answer with `refusal-features`, which ranks the training answers.
 
@@ -42,7 +45,7 @@ from raipipe.models.embedded import cache_root, encoder_dir
 TRAIN_FILES = ["refusal_train_e.jsonl", "refusal_train_f.jsonl", "refusal_train_g.jsonl",
                "refusal_train_h.jsonl", "refusal_train_a.jsonl", "refusal_train_b.jsonl", "refusal_train_c.jsonl",
                "refusal_train_d.jsonl", "refusal_train_j.jsonl", "refusal_train_k.jsonl", "refusal_train_l.jsonl",
-               "refusal_train_m.jsonl", *MODEL_ANSWER_TRAIN_FILES]
+               "refusal_train_m.jsonl", *MODEL_ANSWER_TRAIN_FILES, "refusal_train_n.jsonl"]
 HELDOUT_FILES = REFUSAL_HELDOUT_FILES
 
 
