@@ -12,6 +12,7 @@ from raipipe.posttrain.reward_model import (
     RewardModelConfig,
     RewardModelScorer,
     accuracy_by_label,
+    chance_warning,
     pairwise_accuracy,
     train_reward_model,
 )
@@ -180,3 +181,12 @@ def test_combined_reward_with_trained_scorer(trained, feature_judge):
     scores = reward.score([HELD[0].prompt] * 2, [HELD[0].chosen, HELD[0].rejected], ["harmful", "harmful"])
     assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
     assert all(b.reward_model is not None for b in reward.last_breakdown)
+
+
+def test_chance_warning_names_the_label_not_shown_above_chance():
+    """The pooled rate can look fine while one side sits at chance: the warning names that side only."""
+    strong, weak = wilson(180, 200), wilson(95, 200)
+    assert chance_warning({"benign": strong, "harmful": strong}) is None
+    message = chance_warning({"benign": strong, "harmful": weak})
+    assert message and "harmful 47.5%" in message and "benign" not in message
+    assert chance_warning({"benign": strong, "harmful": wilson(0, 0)}) is None  # no pairs: nothing to say

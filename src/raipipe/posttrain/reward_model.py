@@ -151,6 +151,16 @@ def accuracy_by_label(pairs: Sequence[PreferencePair], wins: Sequence[bool]) -> 
     return out
 
 
+def chance_warning(by_label: dict[str, Rate]) -> str | None:
+    """A warning when the reward model is not shown to beat chance on some prompt label (its interval reaches 50 %):
+    a combined reward that weights it would then push that side the wrong way or add noise (GRPO)."""
+    weak = [f"{label} {rate.fmt()}" for label, rate in by_label.items() if rate.n and (rate.low or 0.0) <= 0.5]
+    if not weak:
+        return None
+    return (f"the reward model is not above chance on held-out pairs of {', '.join(weak)}: weighted in a combined "
+            "reward it may favour the wrong answers there (lower reward.reward_model_weight, or rank more pairs)")
+
+
 def _dataset(pairs: Sequence[PreferencePair], tokenizer, config: RewardModelConfig):
     from datasets import Dataset
 

@@ -17,7 +17,7 @@ from raipipe.posttrain.grpo import train_grpo
 from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
 from raipipe.posttrain.resumable import stable_dump
 from raipipe.posttrain.reward import CombinedReward
-from raipipe.posttrain.reward_model import RewardModelScorer, train_reward_model
+from raipipe.posttrain.reward_model import RewardModelScorer, chance_warning, train_reward_model
 from raipipe.posttrain.sample import trainable_records
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
 from raipipe.posttrain.steps.data import PairsOutput, load_pairs
@@ -60,6 +60,8 @@ class RewardModelStep(Step):
                                     lineage={"policy_pack": ctx.pack.ref, "policy_versions": ctx.pack.versions()})
         by_label = "; ".join(f"{k} {v.fmt()}" for k, v in result.heldout_accuracy_by_label.items())
         console.print(f"reward model: held-out pairwise accuracy {result.heldout_accuracy.fmt()} ({by_label})")
+        if warning := chance_warning(result.heldout_accuracy_by_label):
+            console.print(f"[yellow]warning:[/] {warning}")
         return RewardModelOutput(directory=target, metrics=json.loads((target / "metrics.json").read_text()))
 
 
