@@ -23,6 +23,8 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
         "reward_model": {"output_dir": str(out / "reward_model"), "epochs": 1, "max_steps": 2, "batch_size": 4},
         "dpo": {"max_steps": 2, "save_steps": 1, "batch_size": 2, "grad_accum": 1, "eval_every": 1,
                 "max_length": 128, "probe_max_new_tokens": 8},
+        "grpo": {"max_steps": 1, "num_generations": 2, "batch_size": 2, "max_completion_length": 8,
+                 "save_steps": 1, "eval_every": 1, "probe_max_new_tokens": 8},
         "probe": {"n_pairs": 2},
         "select": {"datasets": ["seed:test"], "limit": 6, "max_new_tokens": 12, "confirm_datasets": ["seed:dev"],
                    "max_graded": 1, "lora_scales": [0.5],  # one checkpoint graded, plus its λ = 0.5 copy
@@ -101,6 +103,26 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
     assert (out / "dpo" / "train_result.json").stat().st_mtime == mtime
     assert "step train: done earlier, skipped" in again.output
 
+    # GRPO on the same pairs: the combined reward is first scored on the held-out pairs with and without the
+    # reward model, and the reward model is dropped from GRPO's reward exactly when it orders them worse.
+    grpo = CliRunner().invoke(app, ["posttrain", "--config", str(path), "train", "grpo"])
+    assert grpo.exit_code == 0, grpo.output
+    ablation = json.loads((out / "grpo" / "reward_ablation.json").read_text())
+    assert [r["reward_model_weight"] for r in ablation["rows"]] == [0.0, 1.0]
+    assert ablation["grader"].startswith("refusal-stack@") and ablation["refusal_judge"].startswith("refusal-minilm@")
+    assert ablation["n_grader_decided"] + sum(ablation["grader_left_out"].values()) == ablation["n_pairs"] > 0
+    grpo_lineage = json.loads((out / "grpo" / "lineage.json").read_text())
+    from raipipe.posttrain.reward_ablation import RewardAblation
+
+    dropped = RewardAblation.model_validate(ablation).hurts()
+    assert grpo_lineage["reward"]["config"]["reward_model_weight"] == (0.0 if dropped else 1.0)
+    assert "combined reward on held-out pairs" in grpo.output
+    cli = CliRunner().invoke(app, ["posttrain", "--config", str(path), "reward-ablation", "--weight", "0",
+                                   "--weight", "2"])
+    assert cli.exit_code == 0, cli.output
+    saved = json.loads((out / "reward_model" / "ablation.json").read_text())
+    assert [r["reward_model_weight"] for r in saved["rows"]] == [0.0, 2.0] and "paired, weight 0 vs 2" in cli.output
+
 
 def test_trainable_records_refuse_the_test_split():
     import pytest
@@ -109,3 +131,4 @@ def test_trainable_records_refuse_the_test_split():
 
     with pytest.raises(ValueError, match="never be trained on"):
         trainable_records("seed:test", None, 0)
+

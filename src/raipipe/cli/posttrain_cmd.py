@@ -99,3 +99,41 @@ def select(ctx: typer.Context) -> None:
     """Evaluate every checkpoint on the test split and pick one by the two-sided rule (then confirm it on
     select.confirm_datasets, when configured)."""
     _print_results(_run(ctx.obj, ["select", "confirm"], None))
+
+
+@app.command("reward-ablation")
+def reward_ablation(ctx: typer.Context, weights: list[float] = typer.Option(
+        [0.0, 0.5, 1.0], "--weight", help="reward-model weights to compare (repeatable; the first is the reference)")
+) -> None:
+    """What the reward model adds to GRPO's combined reward: the run's decisive held-out pairs, each scored as a
+    group of two at every weight, against the evaluation judge's order. Writes OUT/reward_model/ablation.json."""
+    from rich.table import Table
+
+    from raipipe.posttrain.config import PostTrainConfig
+    from raipipe.posttrain.pairs import load_pair_dataset
+    from raipipe.posttrain.reward_model import RewardModelScorer
+    from raipipe.posttrain.steps.training import ablate_reward_model
+
+    cfg = PostTrainConfig.load(ctx.obj) if ctx.obj else PostTrainConfig()
+    rm_dir, pairs_dir = Path(cfg.out) / "reward_model", Path(cfg.out) / "pairs"
+    if not (rm_dir / "metrics.json").exists() or not (pairs_dir / "lineage.json").exists():
+        console.print(f"[red]no reward model or pairs under {cfg.out}: run `raipipe posttrain reward-model` first[/]")
+        raise typer.Exit(2)
+    ablation = ablate_reward_model(cfg, load_pair_dataset(pairs_dir)[1], RewardModelScorer(rm_dir),
+                                   weights=tuple(weights))
+    if ablation is None:
+        console.print("[yellow]nothing to compare: no decisive held-out pair, or no weight above 0[/]")
+        raise typer.Exit(2)
+    labels = sorted({k for r in ablation.rows for k in r.agrees_with_grader_by_label})
+    table = Table(title=f"combined reward vs {ablation.grader} (n={ablation.n_grader_decided} of "
+                        f"{ablation.n_pairs} held-out pairs it separates)")
+    for col in ["reward-model weight", "order as the grader's", *labels, "order as the pairs'"]:
+        table.add_column(col)
+    for row in ablation.table_rows():
+        table.add_row(*row)
+    console.print(table)
+    if ablation.paired:
+        console.print(f"paired, weight {weights[0]:g} vs {weights[-1]:g}: {ablation.paired.c} pairs ordered wrongly "
+                      f"only at {weights[-1]:g}, {ablation.paired.b} only at {weights[0]:g} "
+                      f"(exact p = {ablation.paired.p_value:.2g})")
+    (rm_dir / "ablation.json").write_text(ablation.model_dump_json(indent=2), encoding="utf-8")

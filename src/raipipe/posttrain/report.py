@@ -74,6 +74,10 @@ def _training_data(sessions, batch_id: str, out: Path, run_dir: Path) -> dict:
             "left_out": lineage.get("left_out")}
 
 
+def _json_or_none(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def _independence_warning(sessions, batch_id: str, judge_id: str) -> str | None:
     """A warning when the evaluation judge also ranked the training candidates (AI feedback)."""
     with sessions() as s:
@@ -128,6 +132,8 @@ def write_posttrain_report(pipe, batch_id: str, reward_model: dict | None, run_d
         "feedback": "AI feedback (judges ranked the candidates)" if cfg.rank.mode == "ai"
         else f"human rankings ({cfg.rank.mode})",
         "reward_model": reward_model,
+        "reward_ablation": _json_or_none(run_dir / "reward_ablation.json"),
+        "reward_trained_with": ((_json_or_none(run_dir / "lineage.json") or {}).get("reward") or {}).get("config"),
         "algorithm": cfg.algorithm,
         "selection": selection.model_dump(mode="json"),
         "before": before.model_dump(mode="json") if before else None,

@@ -34,6 +34,12 @@ class RewardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reward_model_weight: float = Field(default=1.0, ge=0, description="weight of the normalised reward-model score")
+    check_reward_model: bool = Field(
+        default=True,
+        description="before GRPO, score the held-out pairs with the combined reward at weight 0 and at "
+                    "reward_model_weight, against the evaluation judge; when the reward model orders them worse "
+                    "(exact paired test, p < 0.05), train without it and say so. An AI-ranked reward model learns "
+                    "'answering beats refusing' and can turn harmful prompts' order around")
     rubric_weight: float = Field(default=1.0, ge=0, description="weight of the normalised rubric-judge score (1-5)")
     normalisation: Normalisation = Field(
         default="zscore",

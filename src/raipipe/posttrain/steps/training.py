@@ -17,6 +17,7 @@ from raipipe.posttrain.grpo import train_grpo
 from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
 from raipipe.posttrain.resumable import stable_dump
 from raipipe.posttrain.reward import CombinedReward
+from raipipe.posttrain.reward_ablation import RewardAblation, reward_ablation
 from raipipe.posttrain.reward_model import RewardModelScorer, chance_warning, train_reward_model
 from raipipe.posttrain.sample import trainable_records
 from raipipe.posttrain.steps.base import Step, StepContext, StepOutput
@@ -118,7 +119,35 @@ class TrainStep(Step):
         rubric = None
         if cfg.rank.judge_model:
             rubric = RubricJudge(model=cfg.rank.judge_model)
-        reward = CombinedReward(cfg.reward, scorer, rubric, FeatureRefusalJudge(), pack=ctx.pack)
+        ranker = FeatureRefusalJudge()
+        ablation = ablate_reward_model(cfg, load_pairs(ctx)[1], scorer, ranker) if scorer is not None else None
+        reward_cfg = cfg.reward
+        if ablation is not None and cfg.reward.check_reward_model and ablation.hurts():
+            reward_cfg = cfg.reward.model_copy(update={"reward_model_weight": 0.0})
+            console.print("[yellow]warning:[/] the reward model orders the held-out pairs worse than the combined "
+                          "reward without it; GRPO trains with reward_model_weight 0 (reward.check_reward_model)")
+        reward = CombinedReward(reward_cfg, scorer, rubric, ranker, pack=ctx.pack)
         records = trainable_records(cfg.sample.dataset, cfg.sample.limit, cfg.sample.seed)
         settings = cfg.grpo.model_copy(update={"output_dir": target, "model": cfg.model, "overwrite": True})
-        return train_grpo(records, [reward.as_trl_reward_func()], settings, probe=probe)
+        extra = {"reward": reward.lineage(),
+                 "reward_ablation": ablation.model_dump(mode="json") if ablation is not None else None}
+        result = train_grpo(records, [reward.as_trl_reward_func()], settings, probe=probe, lineage_extra=extra)
+        if ablation is not None:
+            (target / "reward_ablation.json").write_text(ablation.model_dump_json(indent=2), encoding="utf-8")
+        return result
+
+
+def ablate_reward_model(config, heldout: list, scorer: RewardModelScorer, ranker=None,
+                        weights: tuple[float, ...] | None = None) -> RewardAblation | None:
+    """The combined reward on the decisive held-out pairs at weight 0 and at each weight (default: the
+    configured one) against the evaluation judge; None when no weight is above 0 or no pair is held out."""
+    weights = weights or (0.0, config.reward.reward_model_weight)
+    pairs = training_pairs(heldout, config.decisive_only)
+    if max(weights) <= 0 or not pairs:
+        return None
+    ablation = reward_ablation(pairs, scorer, ranker or FeatureRefusalJudge(), config.select.build_judge(),
+                               config.reward, weights=weights)
+    off, on = ablation.rows[0].agrees_with_grader, ablation.rows[-1].agrees_with_grader
+    console.print(f"combined reward on held-out pairs, order as {ablation.grader} orders them: reward-model weight "
+                  f"{weights[0]:g} {off.fmt()}, weight {weights[-1]:g} {on.fmt()}")
+    return ablation
