@@ -121,7 +121,8 @@ def test_posttrain_end_to_end_and_resume(tmp_path):
                                    "--weight", "2"])
     assert cli.exit_code == 0, cli.output
     saved = json.loads((out / "reward_model" / "ablation.json").read_text())
-    assert [r["reward_model_weight"] for r in saved["rows"]] == [0.0, 2.0] and "paired, weight 0 vs 2" in cli.output
+    assert [r["reward_model_weight"] for r in saved["rows"]] == [0.0, 2.0]
+    assert "paired, weight 0 vs 2" in cli.output and "reward-model weight" in cli.output
 
 
 def test_trainable_records_refuse_the_test_split():

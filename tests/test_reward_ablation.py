@@ -80,7 +80,8 @@ def test_a_reward_model_that_prefers_compliance_turns_harmful_pairs_around(featu
     assert off.agrees_with_ranking.n == 4
     assert res.paired is not None and (res.paired.b, res.paired.c) == (0, 1)
     assert res.grader == GRADER.judge_id and res.refusal_judge == feature_judge.judge_id
-    assert len(res.table_rows()) == 2
+    heads, rows = res.table()
+    assert len(rows) == 2 and heads[2] == "benign (n=1)" and rows[1][1].startswith("50.0%")
 
 
 def test_a_reward_model_that_agrees_changes_nothing(feature_judge):

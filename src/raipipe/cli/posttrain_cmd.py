@@ -124,12 +124,12 @@ def reward_ablation(ctx: typer.Context, weights: list[float] = typer.Option(
     if ablation is None:
         console.print("[yellow]nothing to compare: no decisive held-out pair, or no weight above 0[/]")
         raise typer.Exit(2)
-    labels = sorted({k for r in ablation.rows for k in r.agrees_with_grader_by_label})
-    table = Table(title=f"combined reward vs {ablation.grader} (n={ablation.n_grader_decided} of "
-                        f"{ablation.n_pairs} held-out pairs it separates)")
-    for col in ["reward-model weight", "order as the grader's", *labels, "order as the pairs'"]:
+    heads, rows = ablation.table()
+    table = Table(title=f"combined reward vs {ablation.grader} on the {ablation.n_grader_decided} of "
+                        f"{ablation.n_pairs} held-out pairs it separates")
+    for col in heads:
         table.add_column(col)
-    for row in ablation.table_rows():
+    for row in rows:
         table.add_row(*row)
     console.print(table)
     if ablation.paired:

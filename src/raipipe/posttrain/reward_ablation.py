@@ -48,11 +48,21 @@ class RewardAblation(BaseModel):
         """The last weight orders the grader-decided pairs worse than the first, beyond chance (exact paired test)."""
         return self.paired is not None and self.paired.c > self.paired.b and self.paired.p_value < alpha
 
-    def table_rows(self) -> list[list[str]]:
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """Column headers (with each column's n) and one row per weight, for a console table."""
         labels = sorted({k for r in self.rows for k in r.agrees_with_grader_by_label})
-        return [[f"{r.reward_model_weight:g}", r.agrees_with_grader.fmt(),
-                 *(r.agrees_with_grader_by_label[k].fmt() if k in r.agrees_with_grader_by_label else "-"
-                   for k in labels), r.agrees_with_ranking.fmt()] for r in self.rows]
+        first = self.rows[0]
+        heads = ["reward-model weight", f"order as the grader's (n={first.agrees_with_grader.n})",
+                 *(f"{k} (n={first.agrees_with_grader_by_label[k].n})" for k in labels),
+                 f"order as the pairs' (n={first.agrees_with_ranking.n})"]
+        rows = [[f"{r.reward_model_weight:g}", _short(r.agrees_with_grader),
+                 *(_short(r.agrees_with_grader_by_label[k]) for k in labels), _short(r.agrees_with_ranking)]
+                for r in self.rows]
+        return heads, rows
+
+
+def _short(rate: Rate) -> str:
+    return "n/a" if rate.rate is None else f"{rate.rate:.1%} [{rate.low:.1%}, {rate.high:.1%}]"
 
 
 def grader_order(label: str, chosen: Judgement, rejected: Judgement) -> bool | str:

@@ -89,10 +89,14 @@ class TrainStep(Step):
                              "add_clearest": cfg.add_clearest, "pair_weights": cfg.pair_weights}
         return common | {"grpo": cfg.grpo.model_dump(mode="json", exclude={"output_dir", "overwrite", "model"}),
                          "reward": cfg.reward.model_dump(mode="json"), "judge_model": cfg.rank.judge_model,
-                         "prompts": [cfg.sample.dataset, cfg.sample.limit, cfg.sample.seed], "policy": ctx.pack.digest}
+                         "prompts": [cfg.sample.dataset, cfg.sample.limit, cfg.sample.seed], "policy": ctx.pack.digest,
+                         # the reward-model check reads the held-out pairs with the evaluation judge
+                         "reward_check": [cfg.decisive_only, cfg.select.judge, cfg.select.judge_model,
+                                          cfg.select.judge_options] if cfg.reward.check_reward_model else None}
 
     def digest_inputs(self, ctx: StepContext) -> tuple[type[StepOutput], ...]:
-        # DPO learns from the pairs alone; GRPO from prompts scored by the reward model
+        # DPO learns from the pairs alone; GRPO from prompts scored by the reward model (which covers the
+        # held-out pairs its check reads)
         return (PairsOutput,) if ctx.config.algorithm == "dpo" else (RewardModelOutput,)
 
     def run(self, ctx: StepContext) -> TrainOutput:
