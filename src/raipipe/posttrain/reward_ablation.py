@@ -100,20 +100,17 @@ def reward_ablation(pairs: Sequence[PreferencePair], reward_model: ResponseScore
     own_judge = _Remembered(refusal_judge, answers)
     scores = _RememberedScores(reward_model, answers) if reward_model is not None and any(weights) else None
     rows: list[AblationRow] = []
-    wrong_first: dict[str, bool] = {}
-    wrong_last: dict[str, bool] = {}
+    wrong: list[dict[str, bool]] = []  # per weight: grader-decided pair -> ordered against the grader
     for w in weights:
         reward = CombinedReward(config.model_copy(update={"reward_model_weight": w}), scores, None, own_judge)
         first = [_chosen_first(reward, p) for p in pairs]
-        wrong = {str(i): first[i] != want for i, want in decided.items()}
-        wrong_first = wrong_first or wrong
-        wrong_last = wrong
+        wrong.append({str(i): first[i] != want for i, want in decided.items()})
         rows.append(_row(w, pairs, first, decided))
     return RewardAblation(
         grader=grader.judge_id, refusal_judge=refusal_judge.judge_id,
         reward_model=getattr(reward_model, "model_id", type(reward_model).__name__) if reward_model else None,
         n_pairs=len(pairs), n_grader_decided=len(decided), grader_left_out=dict(left_out), rows=rows,
-        paired=mcnemar(wrong_first, wrong_last) if len(rows) > 1 and decided else None)
+        paired=mcnemar(wrong[0], wrong[-1]) if len(rows) > 1 and decided else None)
 
 
 class _Remembered(Judge):
