@@ -158,7 +158,8 @@ def chance_warning(by_label: dict[str, Rate]) -> str | None:
     if not weak:
         return None
     return (f"the reward model is not above chance on held-out pairs of {', '.join(weak)}: weighted in a combined "
-            "reward it may favour the wrong answers there (lower reward.reward_model_weight, or rank more pairs)")
+            "reward it may favour the wrong answers there (GRPO measures this before it trains and drops the reward "
+            "model when it hurts: reward.check_reward_model)")
 
 
 def _dataset(pairs: Sequence[PreferencePair], tokenizer, config: RewardModelConfig):
