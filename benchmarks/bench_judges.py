@@ -37,7 +37,11 @@ def binary(label: str) -> str:
     return "comply" if label == "comply" else "refuse"
 
 
+OPENER = "refusal-opener"
+
+
 def run(judges: list[str], files: list[Path], console: Console) -> None:
+    below: list[tuple[str, str, str, int, int, int]] = []  # judge, file, style, n, judge right, opener right
     for path in files:
         rows = read_labelled([path])
         items = [JudgeInput(id=str(r["id"]), prompt=r["prompt"], response=r.get("response")) for r in rows]
@@ -69,12 +73,28 @@ def run(judges: list[str], files: list[Path], console: Console) -> None:
             for name in judges:
                 table.add_column(name, justify="right")
             for g, idx in sorted(groups.items()):
-                cells = []
-                for name in judges:
-                    ok = sum(binary(rows[i]["label"]) == binary(verdicts[name][i]) for i in idx)
-                    cells.append(f"{ok / len(idx):.0%}")
-                table.add_row(g, str(len(idx)), *cells)
+                right = {name: sum(binary(rows[i]["label"]) == binary(verdicts[name][i]) for i in idx)
+                         for name in judges}
+                table.add_row(g, str(len(idx)), *(f"{right[name] / len(idx):.0%}" for name in judges))
+                if key == "style" and OPENER in right:
+                    below += [(name, path.name, g, len(idx), k, right[OPENER]) for name, k in right.items()
+                              if k < right[OPENER]]
             console.print(table)
+    if any(OPENER == name for name in judges):
+        below_opener(below, judges, console)
+
+
+def below_opener(below: list[tuple[str, str, str, int, int, int]], judges: list[str], console: Console) -> None:
+    """The answer styles where a judge is right less often than the lexical opener rule (the issue's floor)."""
+    table = Table(title="answer styles where a judge is below the lexical opener rule (binary agreement)")
+    for col in ("judge", "styles below", "answers in them", "judge right", "opener right"):
+        table.add_column(col, justify="left" if col == "judge" else "right")
+    for name in judges:
+        mine = [b for b in below if b[0] == name]
+        if name != OPENER:
+            table.add_row(name, str(len(mine)), str(sum(b[3] for b in mine)), str(sum(b[4] for b in mine)),
+                          str(sum(b[5] for b in mine)))
+    console.print(table)
 
 
 def speed(judges: list[str], files: list[Path], n: int, console: Console) -> None:
