@@ -143,8 +143,9 @@ class TrainStep(Step):
 
 def ablate_reward_model(config, heldout: list, scorer: RewardModelScorer, ranker=None,
                         weights: tuple[float, ...] | None = None) -> RewardAblation | None:
-    """The combined reward on the decisive held-out pairs at weight 0 and at each weight (default: the
-    configured one) against the evaluation judge; None when no weight is above 0 or no pair is held out."""
+    """The combined reward on the decisive held-out pairs at each reward-model weight (default: 0 and the
+    configured one; the first is the reference of the paired test) against the evaluation judge; None when no
+    weight is above 0 or no pair is held out."""
     weights = weights or (0.0, config.reward.reward_model_weight)
     pairs = training_pairs(heldout, config.decisive_only)
     if max(weights) <= 0 or not pairs:
