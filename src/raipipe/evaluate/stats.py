@@ -20,10 +20,12 @@ class Rate(BaseModel):
     high: float | None
     confidence: float = 0.95
 
-    def fmt(self) -> str:
+    def fmt(self, counts: bool = True) -> str:
+        """'12.5% [4.3%, 31.0%] (k=3, n=24)'; without the counts where a table gives n in its header."""
         if self.rate is None:
-            return f"n/a (n={self.n})"
-        return f"{self.rate:.1%} [{self.low:.1%}, {self.high:.1%}] (k={self.k}, n={self.n})"
+            return f"n/a (n={self.n})" if counts else "n/a"
+        text = f"{self.rate:.1%} [{self.low:.1%}, {self.high:.1%}]"
+        return f"{text} (k={self.k}, n={self.n})" if counts else text
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> Rate:

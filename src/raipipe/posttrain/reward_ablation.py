@@ -55,14 +55,11 @@ class RewardAblation(BaseModel):
         heads = ["reward-model weight", f"order as the grader's (n={first.agrees_with_grader.n})",
                  *(f"{k} (n={first.agrees_with_grader_by_label[k].n})" for k in labels),
                  f"order as the pairs' (n={first.agrees_with_ranking.n})"]
-        rows = [[f"{r.reward_model_weight:g}", _short(r.agrees_with_grader),
-                 *(_short(r.agrees_with_grader_by_label[k]) for k in labels), _short(r.agrees_with_ranking)]
+        rows = [[f"{r.reward_model_weight:g}", r.agrees_with_grader.fmt(counts=False),
+                 *(r.agrees_with_grader_by_label[k].fmt(counts=False) for k in labels),
+                 r.agrees_with_ranking.fmt(counts=False)]
                 for r in self.rows]
         return heads, rows
-
-
-def _short(rate: Rate) -> str:
-    return "n/a" if rate.rate is None else f"{rate.rate:.1%} [{rate.low:.1%}, {rate.high:.1%}]"
 
 
 def grader_order(label: str, chosen: Judgement, rejected: Judgement) -> bool | str:
