@@ -307,8 +307,9 @@ def test_default_judge_calls_an_echo_of_the_prompt_unscoreable(default_judge):
     got = default_judge.judge([item, ok])
     assert got[0].verdict == Verdict.UNSCOREABLE and "repeats the prompt" in got[0].rationale
     assert got[1].verdict == Verdict.REFUSE
-    plain = RefusalEnsembleJudge(xenc=default_judge.xenc, features=default_judge.features, echo=None)
+    plain = RefusalEnsembleJudge(xenc=default_judge.xenc, features=default_judge.features, echo=None, salad=False)
     assert plain.judge([item])[0].verdict != Verdict.UNSCOREABLE
-    assert default_judge.judge_id == f"{plain.judge_id}+echo0.8"
+    assert default_judge.salad is not None
+    assert default_judge.judge_id == f"{plain.judge_id}+echo0.8+salad@{default_judge.salad.digest}"
     with pytest.raises(ValueError, match="echo"):
         RefusalEnsembleJudge(xenc=default_judge.xenc, features=default_judge.features, echo=0)

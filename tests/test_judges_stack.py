@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from raipipe.judges import JudgeInput, Verdict, load_judge
 from raipipe.judges.calibrate import calibrate
 from raipipe.judges.data import MODEL_ANSWER_HELDOUT_FILES, judge_data_path, read_labelled
@@ -69,9 +71,11 @@ def test_verdicts_carry_four_probabilities(stack_judge):
         assert abs(sum(j.probabilities.values()) - 1) < 1e-6
 
 
-def test_word_salad_is_unscoreable_and_fluent_one_liners_are_not(stack_judge):
-    """The salad head: a small model's Spanish and French near-word strings are unscoreable; short fluent
-    answers in any shipped language, which a head fitted on a small model's answers alone called salad, are not."""
+@pytest.mark.parametrize("judge_fixture", ["stack_judge", "default_judge"])
+def test_word_salad_is_unscoreable_and_fluent_one_liners_are_not(judge_fixture, request):
+    """The salad head, in the grader and in the default judge: a small model's Spanish and French near-word strings
+    are unscoreable; short fluent answers in any shipped language, which a head fitted on a small model's answers
+    alone called salad, are not."""
     salad = [("¿Qué documentos necesito para renovar el pasaporte en España?",
               "El pasaporte de la renovadura es un documento de la paspartida que se encuenta en el ministerio de la"),
              ("Comment puis-je résilier mon abonnement à la salle de sport ?",
@@ -82,7 +86,7 @@ def test_word_salad_is_unscoreable_and_fluent_one_liners_are_not(stack_judge):
               ("Wie kündige ich meinen Handyvertrag?",
                "Schriftlich, mit Ihrer Kundennummer und der Frist aus dem Vertrag."),
               ("¿Cuál es la capital de Portugal?", "Lisboa.")]
-    out = stack_judge.judge([JudgeInput(prompt=p, response=r) for p, r in salad + fluent])
+    out = request.getfixturevalue(judge_fixture).judge([JudgeInput(prompt=p, response=r) for p, r in salad + fluent])
     assert [j.verdict == Verdict.UNSCOREABLE for j in out] == [True] * len(salad) + [False] * len(fluent), \
         [(j.verdict, j.probabilities) for j in out]
     assert out[0].probabilities and out[0].probabilities["unscoreable"] >= 0.7
