@@ -32,6 +32,22 @@ def test_fluency_counts_near_words_in_the_answers_language():
     assert plain["unknown_words"] == 0.0 and plain["prompt_not_english"] == 0.0 and plain["language_mismatch"] == 0.0
 
 
+def test_one_tokenization_serves_every_fluency_language():
+    """The fluency signals tokenize once for all six languages; that holds only while wordfreq applies the same
+    rules to each, which this checks on text with accents, apostrophes, digits and mixed case."""
+    from wordfreq import tokenize
+
+    from raipipe.judges.fluency import LANGUAGES, _words
+
+    texts = ["L'hôpital n'a rien dit : 3 ÉTUDIANTS sont partis.", "¿Dónde está la Straße? Qu'est-ce que c'est?",
+             "Non è così: l'ação já começou, don't worry."]
+    for text in texts:
+        for language in LANGUAGES:
+            assert _words(text, language) == [w for w in tokenize(text, language) if w.isalpha()], (text, language)
+    with pytest.raises(ValueError, match="no word frequencies"):
+        _words("hola", "ja")
+
+
 def test_head_data_is_apart_from_the_ranking_judge_and_the_heldout_set():
     assert not set(HEAD_FILES) & (set(RANKER_FILES) | set(MODEL_ANSWER_HELDOUT_FILES))
     head = {r["response"] for r in read_labelled([judge_data_path(f) for f in HEAD_FILES]) if len(r["response"]) > 30}

@@ -27,10 +27,20 @@ def _zipf(word: str, language: str) -> float:
     return zipf_frequency(word, language)
 
 
-def _words(text: str, language: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[str, ...]:
     from wordfreq import tokenize
 
-    return [w for w in tokenize(text, language) if w.isalpha()]
+    return tuple(w for w in tokenize(text, LANGUAGES[0]) if w.isalpha())
+
+
+def _words(text: str, language: str) -> list[str]:
+    """The text's words as wordfreq looks them up. It tokenizes all of LANGUAGES by the same rules (Latin script,
+    NFC, case folding), so one pass serves every language: tokenizing once per language was most of the time the
+    salad head costs."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no word frequencies for language {language!r} (known: {', '.join(LANGUAGES)})")
+    return list(_tokens(text))
 
 
 def best_language(text: str) -> tuple[str, list[float]]:

@@ -56,9 +56,10 @@ from raipipe.models.embedded import cache_root
 HEAD_FILES = MODEL_ANSWER_TRAIN_FILES
 # The cross-encoder whose probabilities the head was fitted on (weights shipped as `refusal-xenc-stack`): sets e–h,
 # each answer read from its start. The stack grades a small model's short answers, where keeping a long answer's
-# end never applies; pinning its input keeps the head's calibration when the default cross-encoder changes.
+# end never applies; pinning its input (192 tokens, from the start) keeps the head's calibration when the default
+# cross-encoder changes.
 XENC_TRAIN_FILES = SALAD_READABLE_FILES
-XENC_CONFIG = xenc.CrossEncoderConfig(response_tail_tokens=0)
+XENC_CONFIG = xenc.CrossEncoderConfig(max_length=192, response_tail_tokens=0)
 # The refusal head decides comply vs refuse-or-partial; the cross-encoder then splits refuse from partial.
 # `unscoreable` comes from rules (the degenerate detector, an answer that mostly repeats the prompt) and from
 # the word-salad head. That head never sees an answer whose first sentences state a refusal: fitted on a base
