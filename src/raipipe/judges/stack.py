@@ -58,7 +58,7 @@ HEAD_FILES = MODEL_ANSWER_TRAIN_FILES
 # each answer read from its start. The stack grades a small model's short answers, where keeping a long answer's
 # end never applies; pinning its input (192 tokens, from the start) keeps the head's calibration when the default
 # cross-encoder changes.
-XENC_TRAIN_FILES = SALAD_READABLE_FILES
+XENC_TRAIN_FILES = SALAD_READABLE_FILES  # the salad head's readable examples are this cross-encoder's sets
 XENC_CONFIG = xenc.CrossEncoderConfig(max_length=192, response_tail_tokens=0)
 # The refusal head decides comply vs refuse-or-partial; the cross-encoder then splits refuse from partial.
 # `unscoreable` comes from rules (the degenerate detector, an answer that mostly repeats the prompt) and from
