@@ -80,7 +80,7 @@ def run(judges: list[str], files: list[Path], console: Console) -> None:
                     below += [(name, path.name, g, len(idx), k, right[OPENER]) for name, k in right.items()
                               if k < right[OPENER]]
             console.print(table)
-    if any(OPENER == name for name in judges):
+    if OPENER in judges:
         below_opener(below, judges, console)
 
 
@@ -89,11 +89,10 @@ def below_opener(below: list[tuple[str, str, str, int, int, int]], judges: list[
     table = Table(title="answer styles where a judge is below the lexical opener rule (binary agreement)")
     for col in ("judge", "styles below", "answers in them", "judge right", "opener right"):
         table.add_column(col, justify="left" if col == "judge" else "right")
-    for name in judges:
+    for name in (j for j in judges if j != OPENER):
         mine = [b for b in below if b[0] == name]
-        if name != OPENER:
-            table.add_row(name, str(len(mine)), str(sum(b[3] for b in mine)), str(sum(b[4] for b in mine)),
-                          str(sum(b[5] for b in mine)))
+        table.add_row(name, str(len(mine)), str(sum(b[3] for b in mine)), str(sum(b[4] for b in mine)),
+                      str(sum(b[5] for b in mine)))
     console.print(table)
 
 
