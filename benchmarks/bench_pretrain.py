@@ -81,6 +81,10 @@ def main() -> None:
                     help="requests made into demonstrations (default: DemonstrationConfig's; 0: none)")
     ap.add_argument("--demo-weight", type=float, default=5.0,
                     help="times the English demonstrations are repeated in the mix")
+    ap.add_argument("--refusal-weight", type=float, default=None,
+                    help="times the English demonstrations of harmful requests (the policy refusals) are repeated "
+                    "(default: --demo-weight). A refusal is about half as many tokens as its look-alike's answer, "
+                    "so at equal repeats answering gets about twice the loss")
     ap.add_argument("--demo-prompts", default=None, help="dataset specs (comma-separated) of the demonstrations' "
                     "requests (default: DemonstrationConfig's, English)")
     ap.add_argument("--demo-weight-other", type=float, default=1.0,
@@ -134,7 +138,11 @@ def main() -> None:
         n_demo = f"{sum(ledger.written.values())} ({ledger.written}; skipped {ledger.skipped})"
         demo_path = out / "demonstrations" / DEMO_TEXTS
         others = sorted({json.loads(line)["language"] for line in demo_path.open(encoding="utf-8")} - {"en"})
-        data.append(DataSource(path=demo_path, weight=args.demo_weight, languages=["en"]))
+        if args.refusal_weight is None:
+            data.append(DataSource(path=demo_path, weight=args.demo_weight, languages=["en"]))
+        else:
+            data += [DataSource(path=demo_path, weight=args.refusal_weight, languages=["en"], labels=["harmful"]),
+                     DataSource(path=demo_path, weight=args.demo_weight, languages=["en"], labels=["benign"])]
         if others:
             data.append(DataSource(path=demo_path, weight=args.demo_weight_other, languages=others))
     anchor = None

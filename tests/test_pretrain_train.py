@@ -98,6 +98,29 @@ def test_a_source_can_keep_only_some_languages(tmp_path):
     assert (err.value.line, err.value.field) == (1, "language")
 
 
+def test_a_source_can_keep_one_side_of_the_pairs(tmp_path):
+    """Refusals get their own weight: English harmful rows repeated, benign once, other languages left out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"text": f"{lang} {label} {i}", "language": lang, "label": label}
+            for lang in ("en", "es") for label in ("harmful", "benign") for i in range(3)]
+    demos = tmp_path / "demos.jsonl"
+    demos.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sources = [DataSource(path=demos, weight=2, languages=["en"], labels=["harmful"]),
+               DataSource(path=demos, languages=["en"], labels=["benign"])]
+    mix = load_mix(sources)
+    assert sorted(" ".join(t.split()[:2]) for t in mix) == ["en benign"] * 3 + ["en harmful"] * 6
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "demos.parquet")
+    assert sorted(load_mix([DataSource(path=tmp_path / "demos.parquet", labels=["benign"])])) == sorted(
+        f"{lang} benign {i}" for lang in ("en", "es") for i in range(3))
+    unlabelled = tmp_path / "plain.jsonl"
+    unlabelled.write_text(json.dumps({"text": "no label here", "language": "en"}) + "\n")
+    with pytest.raises(DatasetError) as err:
+        load_mix([DataSource(path=unlabelled, labels=["harmful"])])
+    assert (err.value.line, err.value.field) == (1, "label")
+
+
 def test_bad_corpus_and_config_name_where(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"txt": "oops"}) + "\n")

@@ -204,6 +204,28 @@ def test_sampling_adds_team_reply_prompts_beside_the_dataset(tmp_path):
     assert {c.record_id for c in cands if c.origin == REFERENCE_ORIGIN} == added
 
 
+def test_team_reply_twins_add_each_prompts_harmful_look_alike(tmp_path):
+    train = resolve_dataset("seed:train")[1][:2]
+    spec = tmp_path / "d.jsonl"
+    spec.write_text("".join(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n" for r in train))
+    with pytest.raises(ValueError, match="team_reply_twins"):
+        SampleSettings(dataset=str(spec), team_replies=True, team_reply_twins=True)
+    settings = SampleSettings(dataset=str(spec), num_samples=2, distilled_samples=0, team_replies=True,
+                              team_reply_prompts=2, team_reply_twins=True)
+    sessions = open_store(str(tmp_path / "s.db"))
+    batch = sample_candidates(Scripted(), settings, sessions)
+    with sessions() as s:
+        cands = s.scalars(select(Candidate).where(Candidate.batch_id == batch)).all()
+    pool = {r.id: r for r in resolve_dataset("generated:train")[1]}
+    added = [pool[i] for i in {c.record_id for c in cands} - {r.id for r in train}]
+    assert Counter((r.language, r.label.value) for r in added) == {
+        ("es", "benign"): 2, ("es", "harmful"): 2, ("fr", "benign"): 2, ("fr", "harmful"): 2}
+    benign_pairs = {r.pair_id for r in added if r.label.value == "benign"}
+    assert {r.pair_id for r in added if r.label.value == "harmful"} == benign_pairs
+    assert {c.record_id for c in cands if c.origin == REFERENCE_ORIGIN} == {
+        r.id for r in added if r.label.value == "benign"}  # the twins have no team answer
+
+
 class Counting(Scripted):
     """Scripted, with a tokenizer that counts words: enough to limit prompts by their length."""
 

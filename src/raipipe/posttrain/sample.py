@@ -44,7 +44,8 @@ class SampleSettings(BaseModel, AddedLater):
     model_config = ConfigDict(extra="forbid")
     # added after runs recorded their steps' digests: at their default, those runs resume
     ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"team_reply_max_prompt_tokens", "sample_written_prompts",
-                                                    "team_answer_openers", "answer_openers_file"})
+                                                    "team_answer_openers", "answer_openers_file",
+                                                    "team_reply_twins"})
     dataset: str | list[str] = Field(
         default="seed:train", description="trainable prompts (never the test split): one dataset spec or several, "
         "e.g. [seed:train, generated:train]")
@@ -83,6 +84,10 @@ class SampleSettings(BaseModel, AddedLater):
     team_reply_prompts: int = Field(
         default=0, ge=0, description="with team_replies: also train on this many benign generator train prompts "
         "per language of the replies (policies taken in turn, the same prompts every run), each with its reply")
+    team_reply_twins: bool = Field(
+        default=False, description="with team_reply_prompts: also train on each added prompt's harmful twin (the "
+        "generator request of the same topic and wording with a harmful intent), so the added prompts come as "
+        "look-alike pairs that differ only in intent, as seed:train's do, rather than as benign prompts alone")
     sample_written_prompts: bool = Field(
         default=True, description="false: a prompt with a team-written answer (reference_answers, team_replies) "
         "gets no sampled answers, only the greedy one, the policy refusal and the team's. Its pairs mostly set the "
@@ -105,6 +110,8 @@ class SampleSettings(BaseModel, AddedLater):
     def _prompts_need_replies(self) -> SampleSettings:
         if self.team_reply_prompts and not self.team_replies:
             raise ValueError("team_reply_prompts needs team_replies: true (the prompts are there for their replies)")
+        if self.team_reply_twins and not self.team_reply_prompts:
+            raise ValueError("team_reply_twins adds the twins of the prompts team_reply_prompts adds; set both")
         if self.team_reply_max_prompt_tokens and not self.team_reply_prompts:
             raise ValueError("team_reply_max_prompt_tokens only limits the prompts team_reply_prompts adds; set both")
         if not self.sample_written_prompts and not self.greedy_sample:
@@ -150,6 +157,12 @@ MANIFEST_ADDED = frozenset({"greedy_sample", "greedy_max_new_tokens", "reference
                             "team_replies", "team_replies_file", "team_reply_prompts"})
 
 
+def harmful_twins(pool: list[PromptRecord], benign: list[PromptRecord], exclude: set[str]) -> list[PromptRecord]:
+    """The harmful record of each benign record's look-alike pair, in the benign records' order."""
+    by_pair = {r.pair_id: r for r in pool if r.label == Label.HARMFUL and r.pair_id and r.id not in exclude}
+    return [by_pair[r.pair_id] for r in benign if r.pair_id in by_pair]
+
+
 def _manifest_settings(settings: SampleSettings) -> dict:
     """Settings as stored in the batch manifest: batches sampled before an option existed keep their id."""
     return stable_dump(settings, also_added=MANIFEST_ADDED)
@@ -193,9 +206,10 @@ def sample_candidates(model: ChatModel, settings: SampleSettings, sessions, pack
                                if settings.team_answer_openers else (None, None))
     if replies and settings.team_reply_prompts:
         have = {r.id for r in records}
-        records += replies.pick_prompts(trainable_records(TEAM_REPLY_DATASET, None, settings.seed),
-                                        settings.team_reply_prompts, exclude=have,
-                                        fits=_prompt_fits(model, settings.team_reply_max_prompt_tokens))
+        pool = trainable_records(TEAM_REPLY_DATASET, None, settings.seed)
+        picked = replies.pick_prompts(pool, settings.team_reply_prompts, exclude=have,
+                                      fits=_prompt_fits(model, settings.team_reply_max_prompt_tokens))
+        records += picked + (harmful_twins(pool, picked, have) if settings.team_reply_twins else [])
     manifest = {
         "model": model.model_id, "dataset": settings.dataset, "dataset_hash": dataset_hash(records),
         "settings": _manifest_settings(settings), "system_prompt": system if settings.distilled_samples else None,

@@ -58,6 +58,13 @@ class DataSource(BaseModel):
     languages: list[str] | None = Field(default=None, min_length=1, description="keep only rows whose `language` "
                                         "column is one of these, so one file can enter the mix with a weight per "
                                         "language (default: every row)")
+    labels: list[str] | None = Field(default=None, min_length=1, description="keep only rows whose `label` column "
+                                     "is one of these (e.g. a demonstrations file's harmful requests), so each "
+                                     "side of a look-alike pair can get its own weight (default: every row)")
+
+    def row_filter(self) -> dict[str, list[str]]:
+        """Column -> the values a row must have to enter the mix."""
+        return {k: v for k, v in (("language", self.languages), ("label", self.labels)) if v}
 
 
 class ContinuedPretrainConfig(BaseModel):
@@ -130,17 +137,20 @@ def _files(path: Path) -> list[Path]:
     return found
 
 
-def _read_texts(path: Path, field: str, languages: list[str] | None = None) -> list[str]:
+def _read_texts(path: Path, field: str, keep: dict[str, list[str]] | None = None) -> list[str]:
+    """The non-empty texts of one file, keeping only rows whose columns hold one of `keep`'s values."""
+    keep = keep or {}
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-        for column in (field, *(["language"] if languages else [])):
+        for column in (field, *keep):
             if column not in table.column_names:
                 raise DatasetError(path, None, column, f"column missing (columns: {table.column_names})")
-        langs = table.column("language").to_pylist() if languages else [None] * table.num_rows
-        return [t for t, lang in zip(table.column(field).to_pylist(), langs, strict=True)
-                if isinstance(t, str) and t.strip() and (not languages or lang in languages)]
+        columns = {c: table.column(c).to_pylist() for c in keep}
+        kept = [all(columns[c][i] in v for c, v in keep.items()) for i in range(table.num_rows)]
+        return [t for t, ok in zip(table.column(field).to_pylist(), kept, strict=True)
+                if ok and isinstance(t, str) and t.strip()]
     texts = []
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):
@@ -153,12 +163,11 @@ def _read_texts(path: Path, field: str, languages: list[str] | None = None) -> l
             text = row.get(field) if isinstance(row, dict) else None
             if not isinstance(text, str) or not text.strip():
                 raise DatasetError(path, line_no, field, "missing or not a non-empty string")
-            if languages:
-                if not isinstance(row.get("language"), str):
-                    raise DatasetError(path, line_no, "language", "missing (the source keeps only some languages)")
-                if row["language"] not in languages:
-                    continue
-            texts.append(text)
+            for column in keep:
+                if not isinstance(row.get(column), str):
+                    raise DatasetError(path, line_no, column, f"missing (the source keeps only some {column}s)")
+            if all(row[c] in v for c, v in keep.items()):
+                texts.append(text)
     return texts
 
 
@@ -167,7 +176,7 @@ def load_mix(sources: list[DataSource], seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     mix: list[str] = []
     for src in sources:
-        texts = [t for f in _files(src.path) for t in _read_texts(f, src.text_field, src.languages)]
+        texts = [t for f in _files(src.path) for t in _read_texts(f, src.text_field, src.row_filter())]
         whole, frac = int(src.weight), src.weight - int(src.weight)
         mix += texts * whole + rng.sample(texts, round(frac * len(texts)))
     rng.shuffle(mix)
