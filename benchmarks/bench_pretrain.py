@@ -1,9 +1,10 @@
 """Continued pretraining on the default mix for the embedded model, with the probes before and after.
 
 The mix: learning exercises generated from the shipped policy pack, demonstrations (harmful requests
-from the generator's English train split with the policy-written refusal, their benign look-alikes with the
-base model's own judged-compliant reply, repeated 5 times; `--demo-prompts` adds Spanish and French pairs
-with team-written replies, repeated `--demo-weight-other` times), plus general text the base
+from the generator's English, Spanish and French train splits with the policy-written refusal, their benign
+look-alikes with the base model's own judged-compliant reply, or the team's written one in Spanish and French;
+English pairs repeated 5 times, the others `--demo-weight-other` times, and each refusal `--refusal-ratio` times
+as often as its look-alike's answer), plus general text the base
 model writes itself from everyday prompts (self-replay, so the general distribution is not pulled away). A
 behaviour anchor (KL to the parent on English requests, framed up to where the reply starts) holds the
 model's first reply tokens near the parent's (see benchmarks/README.md). The held-out probe passages are
@@ -81,12 +82,13 @@ def main() -> None:
                     help="requests made into demonstrations (default: DemonstrationConfig's; 0: none)")
     ap.add_argument("--demo-weight", type=float, default=5.0,
                     help="times the English demonstrations are repeated in the mix")
-    ap.add_argument("--refusal-weight", type=float, default=None,
-                    help="times the English demonstrations of harmful requests (the policy refusals) are repeated "
-                    "(default: --demo-weight). A refusal is about half as many tokens as its look-alike's answer, "
-                    "so at equal repeats answering gets about twice the loss")
+    ap.add_argument("--refusal-ratio", type=float, default=2.0,
+                    help="a harmful request's demonstration (the policy refusal) is repeated this many times as "
+                    "often as its look-alike's, in every language. A refusal is about half as many tokens as the "
+                    "look-alike's answer, so at 1 answering gets about twice the loss (1: the previous default, "
+                    "violations rose)")
     ap.add_argument("--demo-prompts", default=None, help="dataset specs (comma-separated) of the demonstrations' "
-                    "requests (default: DemonstrationConfig's, English)")
+                    "requests (default: DemonstrationConfig's, English, Spanish and French)")
     ap.add_argument("--demo-weight-other", type=float, default=1.0,
                     help="times the demonstrations in other languages (Spanish, French) are repeated")
     ap.add_argument("--anchor-weight", type=float, default=1.0,
@@ -138,13 +140,15 @@ def main() -> None:
         n_demo = f"{sum(ledger.written.values())} ({ledger.written}; skipped {ledger.skipped})"
         demo_path = out / "demonstrations" / DEMO_TEXTS
         others = sorted({json.loads(line)["language"] for line in demo_path.open(encoding="utf-8")} - {"en"})
-        if args.refusal_weight is None:
-            data.append(DataSource(path=demo_path, weight=args.demo_weight, languages=["en"]))
-        else:
-            data += [DataSource(path=demo_path, weight=args.refusal_weight, languages=["en"], labels=["harmful"]),
-                     DataSource(path=demo_path, weight=args.demo_weight, languages=["en"], labels=["benign"])]
-        if others:
-            data.append(DataSource(path=demo_path, weight=args.demo_weight_other, languages=others))
+        for langs, weight in ((["en"], args.demo_weight), (others, args.demo_weight_other)):
+            if not langs:
+                continue
+            if args.refusal_ratio == 1:
+                data.append(DataSource(path=demo_path, weight=weight, languages=langs))
+            else:
+                data += [DataSource(path=demo_path, weight=weight * args.refusal_ratio, languages=langs,
+                                    labels=["harmful"]),
+                         DataSource(path=demo_path, weight=weight, languages=langs, labels=["benign"])]
     anchor = None
     if args.anchor_weight > 0:
         from raipipe.data.records import Label

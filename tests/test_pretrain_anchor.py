@@ -91,7 +91,7 @@ def test_anchor_needs_lora_and_text(tmp_path):
 
 
 def test_request_frames_stop_where_the_reply_starts(tmp_path):
-    cfg = DemonstrationConfig(limit=24)
+    cfg = DemonstrationConfig(prompts=["generated:train:en"], limit=24)
     n_all = write_request_frames(cfg, tmp_path / "all.jsonl")
     n_benign = write_request_frames(cfg, tmp_path / "benign.jsonl", labels=[Label.BENIGN])
     rows = [json.loads(x)["text"] for x in (tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()]

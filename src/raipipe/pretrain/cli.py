@@ -119,7 +119,7 @@ def demonstrations(
     out: Annotated[Path, typer.Option("--out", help="output folder: demonstrations.jsonl, manifest.json, "
                                       "anchor.jsonl")],
     prompts: Annotated[str | None, typer.Option("--prompts", help="comma-separated dataset specs (training "
-                                                "splits; default: the generator's English train split)")] = None,
+                                                "splits; default: the generator's en/es/fr train split)")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=0, help="at most N requests, stratified (0: all; "
                                               "default: the config's)")] = None,
     team_replies: Annotated[str, typer.Option("--team-replies", help="team-written replies by generator intent "

@@ -14,8 +14,10 @@ thing that separates the two replies is the intent of the request:
 The default answer model (the embedded 135M one) mostly writes repetition loops in Spanish and French, so a
 benign request with a team-written reply for its intent (`raipipe.data.team_replies`; the shipped file
 covers the generator's Spanish and French intents) gets that reply instead; the ledger counts replies by source.
-The default requests stay English: with Spanish and French pairs added, the probe did not improve and one run
-of two collapsed into replaying a few-shot example (benchmarks/README.md).
+The default requests are English, Spanish and French. Where the mix repeats every demonstration alike, the
+Spanish and French pairs did not help and one run of two collapsed into replaying a few-shot example; with each
+refusal repeated twice as often as its look-alike's answer (`DataSource.labels`), violations fell on three seeds
+of three (benchmarks/README.md).
 
 Requests come from dataset specs (default: the generator's train split, whose topics never reach its
 dev or test split). Replies are journalled per batch, so a crashed run resumes where it stopped.
@@ -60,10 +62,10 @@ class DemonstrationConfig(BaseModel):
     """What to build; saved in the manifest (with its digest) so a run can be repeated or resumed exactly."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    prompts: list[str] = Field(default=["generated:train:en"], min_length=1, description="dataset specs; public "
-                               "benchmarks and test splits are refused, as for post-training (Spanish and French "
-                               "requests get team replies: add generated:train:es / :fr)")
-    limit: int | None = Field(default=1000, ge=2, description="at most N requests, stratified by pillar x label x "
+    prompts: list[str] = Field(default=["generated:train:en", "generated:train:es", "generated:train:fr"],
+                               min_length=1, description="dataset specs; public benchmarks and test splits are "
+                               "refused, as for post-training (Spanish and French requests get team replies)")
+    limit: int | None = Field(default=3000, ge=2, description="at most N requests, stratified by pillar x label x "
                               "language, look-alike pairs kept together (None: all)")
     team_replies: str | None = Field(default="shipped", description="team-written replies by generator intent "
                                      "(a .jsonl path, 'shipped', or None): used before the answer model")
