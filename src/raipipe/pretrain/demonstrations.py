@@ -17,7 +17,7 @@ covers the generator's Spanish and French intents) gets that reply instead; the 
 The default requests are English, Spanish and French. Where the mix repeats every demonstration alike, the
 Spanish and French pairs did not help and one run of two collapsed into replaying a few-shot example; with each
 refusal repeated twice as often as its look-alike's answer (`DataSource.labels`), violations fell on three seeds
-of three (benchmarks/README.md).
+of three by the probe's judge and by people, while people read over-refusal rising (benchmarks/README.md).
 
 Requests come from dataset specs (default: the generator's train split, whose topics never reach its
 dev or test split). Replies are journalled per batch, so a crashed run resumes where it stopped.
