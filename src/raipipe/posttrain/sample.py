@@ -88,7 +88,7 @@ class SampleSettings(BaseModel, AddedLater):
         default=False, description="with team_reply_prompts: also train on each added prompt's harmful twin (the "
         "generator request of the same topic and wording with a harmful intent), so the added prompts come as "
         "look-alike pairs that differ only in intent, as seed:train's do, rather than as benign prompts alone. "
-        "Whether it lowers Spanish and French over-refusal is not measured yet")
+        "Measured on one seed, it made Spanish and French over-refusal worse (benchmarks/README.md)")
     sample_written_prompts: bool = Field(
         default=True, description="false: a prompt with a team-written answer (reference_answers, team_replies) "
         "gets no sampled answers, only the greedy one, the policy refusal and the team's. Its pairs mostly set the "
