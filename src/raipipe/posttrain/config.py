@@ -139,6 +139,9 @@ class PostTrainConfig(BaseModel):
     add_clearest: list[str] = Field(
         default_factory=list, description="with greedy-anchored pairs: prompt groups ('harmful', 'harmful:es') "
         "that also get their clearest pair (refusal vs the most compliant answer) where it is another pair")
+    reason_pairs: bool = Field(
+        default=False, description="DPO also learns, per harmful prompt, its policy-written refusal over the same "
+        "refusal giving another policy family's reason (raipipe.posttrain.reason_pairs)")
     pair_weights: dict[str, int] = Field(
         default_factory=dict, description="DPO pair repeats by prompt label or label:language, e.g. "
         "{'benign:es': 2}; unnamed pairs count once (TRL has no per-example weights)")

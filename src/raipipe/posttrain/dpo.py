@@ -30,6 +30,7 @@ from raipipe.posttrain.lora import (
     run_and_record,
     write_json,
 )
+from raipipe.posttrain.reason_pairs import WRONG_REASON_ORIGIN
 from raipipe.posttrain.resumable import AddedLater
 from raipipe.posttrain.trl_compat import cpu_compact_head, dpo_trainer_class
 
@@ -137,7 +138,8 @@ def _pair_meta(pairs: list[Any]) -> dict[str, Any]:
             "sample_batches": sorted({str(get(p, "batch_id")) for p in pairs if get(p, "batch_id") is not None}),
             "policies": dict(Counter(str(get(p, "policy_id")) for p in pairs if get(p, "policy_id"))),
             "pair_mix": dict(sorted(Counter(f"{get(p, 'label')}:{get(p, 'language')}" for p in pairs
-                                            if get(p, "label") and get(p, "language")).items()))}
+                                            if get(p, "label") and get(p, "language")).items())),
+            "reason_pairs": sum(get(p, "rejected_origin") == WRONG_REASON_ORIGIN for p in pairs)}
 
 
 def train_dpo(pairs: Iterable[Any], settings: DPOSettings | None = None, probe=None,

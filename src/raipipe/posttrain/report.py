@@ -71,7 +71,7 @@ def _training_data(sessions, batch_id: str, out: Path, run_dir: Path) -> dict:
     lineage = json.loads(run_lineage.read_text(encoding="utf-8")) if run_lineage.exists() else {}
     return {"candidates_by_origin": origins, "pair_counts": pairs.get("counts"),
             "pair_stats": pairs.get("pair_stats"), "trained_on": lineage.get("pair_mix"),
-            "left_out": lineage.get("left_out")}
+            "reason_pairs": lineage.get("reason_pairs"), "left_out": lineage.get("left_out")}
 
 
 def _json_or_none(path: Path) -> dict | None:

@@ -15,6 +15,8 @@ from raipipe.judges.refusal import FeatureRefusalJudge
 from raipipe.posttrain.dpo import train_dpo
 from raipipe.posttrain.grpo import train_grpo
 from raipipe.posttrain.pair_selection import training_pairs, weight_pairs
+from raipipe.posttrain.reason_pairs import reason_pairs
+from raipipe.posttrain.refusal_templates import load_templates
 from raipipe.posttrain.resumable import stable_dump
 from raipipe.posttrain.reward import CombinedReward
 from raipipe.posttrain.reward_ablation import RewardAblation, reward_ablation
@@ -67,9 +69,12 @@ class RewardModelStep(Step):
 
 
 def dpo_pairs(config, pairs: list) -> list:
-    """The pairs `pair_strategy` and `add_clearest` pick, repeated by `pair_weights`. The reward model's
-    held-out prompts are used too: they are training-split prompts, held out only to score the reward model."""
+    """The pairs `pair_strategy` and `add_clearest` pick, plus reason pairs if asked, repeated by `pair_weights`.
+    The reward model's held-out prompts are used too: they are training-split prompts, held out only to score
+    the reward model."""
     kept = training_pairs(pairs, config.decisive_only, config.pair_strategy, config.add_clearest)
+    if config.reason_pairs:
+        kept += reason_pairs(pairs, load_templates(config.sample.refusal_templates)[0])
     return weight_pairs(kept, config.pair_weights)
 
 
@@ -86,7 +91,8 @@ class TrainStep(Step):
         if cfg.algorithm == "dpo":
             return common | {"dpo": stable_dump(cfg.dpo, exclude={"output_dir", "overwrite", "model"}),
                              "pair_strategy": cfg.pair_strategy, "decisive_only": cfg.decisive_only,
-                             "add_clearest": cfg.add_clearest, "pair_weights": cfg.pair_weights}
+                             "add_clearest": cfg.add_clearest, "pair_weights": cfg.pair_weights,
+                             **({"reason_pairs": True} if cfg.reason_pairs else {})}
         return common | {"grpo": cfg.grpo.model_dump(mode="json", exclude={"output_dir", "overwrite", "model"}),
                          "reward": cfg.reward.model_dump(mode="json"), "judge_model": cfg.rank.judge_model,
                          "prompts": [cfg.sample.dataset, cfg.sample.limit, cfg.sample.seed], "policy": ctx.pack.digest,
