@@ -143,7 +143,7 @@ class PostTrainConfig(BaseModel):
         default=False, description="DPO also learns, per harmful prompt, its policy-written refusal over the same "
         "refusal giving another policy family's reason (raipipe.posttrain.reason_pairs). On seed 2 it raised the right "
         "reasons from 31 % to 56 % of quoted ones on seed:test, but the full update refused most Spanish benign "
-        "prompts and the base model was kept (benchmarks/README.md)")
+        "prompts and the base model was kept, as on seed 1 (benchmarks/README.md)")
     pair_weights: dict[str, int] = Field(
         default_factory=dict, description="DPO pair repeats by prompt label or label:language, e.g. "
         "{'benign:es': 2}; unnamed pairs count once (TRL has no per-example weights)")
