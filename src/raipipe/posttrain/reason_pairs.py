@@ -9,11 +9,10 @@ difference DPO can learn from is which harm the reason names."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 from raipipe.posttrain.pairs import PreferencePair
-from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, RefusalTemplates
+from raipipe.posttrain.refusal_templates import TEMPLATE_ORIGIN, RefusalTemplates, key_number
 
 WRONG_REASON_ORIGIN = "policy-template-wrong-reason"
 
@@ -29,7 +28,7 @@ def wrong_reason(templates: RefusalTemplates, language: str, policy_id: str, key
     others = sorted(pid for pid in reasons if _family(pid) != _family(policy_id))
     if not others:
         return None
-    return reasons[others[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(others)]]
+    return reasons[others[key_number(key) % len(others)]]
 
 
 def reason_pairs(pairs: Iterable[PreferencePair], templates: RefusalTemplates) -> list[PreferencePair]:

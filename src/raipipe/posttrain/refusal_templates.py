@@ -25,6 +25,11 @@ TEMPLATE_ORIGIN = "policy-template-refusal"
 FALLBACK_LANGUAGE = "en"
 
 
+def key_number(key: str) -> int:
+    """A fixed pseudo-random number per key (a record id): which template sentence a prompt gets, on every run."""
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16)
+
+
 class LanguageTemplates(BaseModel):
     model_config = ConfigDict(extra="forbid")
     openers: list[str] = Field(min_length=1, description="first sentence: the refusal itself")
@@ -64,7 +69,7 @@ class RefusalTemplates(RootModel[dict[str, LanguageTemplates]]):
     def refusal(self, key: str, language: str, pillar: Pillar | str, policy_id: str | None = None) -> str:
         """A deterministic refusal for one prompt: `key` (the record id) picks opener and offer."""
         lang = self.for_language(language)
-        h = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+        h = key_number(key)
         opener = lang.openers[h % len(lang.openers)]
         offer = lang.offers[(h // len(lang.openers)) % len(lang.offers)]
         return f"{opener} {self.reason(language, pillar, policy_id)} {offer}"
