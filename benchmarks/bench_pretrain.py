@@ -98,6 +98,10 @@ def main() -> None:
     ap.add_argument("--anchor-limit", type=int, default=None, help="at most N anchor requests (default: 1000)")
     ap.add_argument("--anchor-labels", nargs="+", default=["harmful", "benign"], choices=["harmful", "benign"],
                     help="which requests the anchor keeps where the parent had them")
+    ap.add_argument("--chain-length", type=int, default=0,
+                    help="join the demonstrations (refusals and answers shuffled together, every weight kept) this "
+                         "many at a time into one document (0: each its own document); use blocks long enough to hold "
+                         "a chain (--max-length)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
                     help="one run per seed (mix sampling, block order, initialisation); the parent is probed once")
     ap.add_argument("--no-sparse", action="store_true", help="perplexity only (faster)")
@@ -139,16 +143,17 @@ def main() -> None:
                                       load_judge(args.judge), held_out=held_out)
         n_demo = f"{sum(ledger.written.values())} ({ledger.written}; skipped {ledger.skipped})"
         demo_path = out / "demonstrations" / DEMO_TEXTS
+        chain = "demonstrations" if args.chain_length > 0 else None
         others = sorted({json.loads(line)["language"] for line in demo_path.open(encoding="utf-8")} - {"en"})
         for langs, weight in ((["en"], args.demo_weight), (others, args.demo_weight_other)):
             if not langs:
                 continue
             if args.refusal_ratio == 1:
-                data.append(DataSource(path=demo_path, weight=weight, languages=langs))
+                data.append(DataSource(path=demo_path, weight=weight, languages=langs, chain=chain))
             else:
                 data += [DataSource(path=demo_path, weight=weight * args.refusal_ratio, languages=langs,
-                                    labels=["harmful"]),
-                         DataSource(path=demo_path, weight=weight, languages=langs, labels=["benign"])]
+                                    labels=["harmful"], chain=chain),
+                         DataSource(path=demo_path, weight=weight, languages=langs, labels=["benign"], chain=chain)]
     anchor = None
     if args.anchor_weight > 0:
         from raipipe.data.records import Label
@@ -165,7 +170,8 @@ def main() -> None:
                   f"({'/'.join(args.anchor_labels)})")
     con.print(f"mix: {manifest.total} exercises + {n_replay} replay texts ×{args.replay_weight} + {n_demo} "
               "demonstrations")
-    common = dict(data=data, anchor=anchor, max_length=args.max_length, batch_size=args.batch_size,
+    common = dict(data=data, anchor=anchor, max_length=args.max_length, chain_length=max(1, args.chain_length),
+                  batch_size=args.batch_size,
                   learning_rate=args.lr, max_steps=args.steps, save_steps=max(10, args.steps // 3), logging_steps=10,
                   probes=ProbeConfig(probe_dir=str(args.probe_dir) if args.probe_dir else None,
                                      run_sparse=not args.no_sparse, sparse=SparseSettings(judge=args.judge)))

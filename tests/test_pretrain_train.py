@@ -121,6 +121,28 @@ def test_a_source_can_keep_one_side_of_the_pairs(tmp_path):
     assert (err.value.line, err.value.field) == (1, "label")
 
 
+def test_a_chain_group_joins_refusals_and_answers_into_documents(tmp_path):
+    """Sources in one chain group are shuffled together and joined k at a time; every sampled row is in exactly
+    one document (the refusal weight holds inside the chains) and sources outside the group stay single."""
+    rows = [{"text": f"{label} {i}", "language": "en", "label": label}
+            for label in ("harmful", "benign") for i in range(6)]
+    demos = tmp_path / "demos.jsonl"
+    demos.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    other = _corpus(tmp_path, n=2)
+    sources = [DataSource(path=demos, weight=2, labels=["harmful"], chain="demos"),
+               DataSource(path=demos, labels=["benign"], chain="demos"), DataSource(path=other)]
+    mix = load_mix(sources, seed=3, chain_length=4)
+    chains = [t for t in mix if t not in TEXTS]
+    assert len(mix) == 2 + 5 and len(chains) == 5  # 18 sampled demonstrations: 4 + 4 + 4 + 4 + 2
+    items = [item for c in chains for item in c.split("\n\n")]
+    assert sorted(items) == sorted([f"harmful {i}" for i in range(6)] * 2 + [f"benign {i}" for i in range(6)])
+    assert sorted(len(c.split("\n\n")) for c in chains) == [2, 4, 4, 4, 4]
+    assert any({"harmful", "benign"} <= {i.split()[0] for i in c.split("\n\n")} for c in chains)
+    assert load_mix(sources, seed=3, chain_length=4) == mix  # seeded
+    assert sorted(load_mix(sources, chain_length=1)) == sorted(load_mix([s.model_copy(update={"chain": None})
+                                                                         for s in sources]))
+
+
 def test_bad_corpus_and_config_name_where(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"txt": "oops"}) + "\n")

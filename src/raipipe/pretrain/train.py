@@ -34,6 +34,7 @@ from raipipe.posttrain.lora import (
     write_json,
 )
 from raipipe.pretrain.anchor import BehaviourAnchor, anchor_batches, anchored_trainer_class
+from raipipe.pretrain.chains import chain_texts
 from raipipe.pretrain.exercises import shard_paths
 from raipipe.pretrain.probes import (
     CheckpointProbes,
@@ -61,6 +62,10 @@ class DataSource(BaseModel):
     labels: list[str] | None = Field(default=None, min_length=1, description="keep only rows whose `label` column "
                                      "is one of these (e.g. a demonstrations file's harmful requests), so each "
                                      "side of a look-alike pair can get its own weight (default: every row)")
+    chain: str | None = Field(default=None, min_length=1, description="chain group: the sampled texts of every "
+                              "source in the group are shuffled together and joined `chain_length` at a time into "
+                              "one document (raipipe.pretrain.chains), e.g. a demonstrations file's refusals and "
+                              "answers with their own weights (default: each text is its own document)")
 
     def row_filter(self) -> dict[str, list[str]]:
         """Column -> the values a row must have to enter the mix."""
@@ -77,6 +82,7 @@ class ContinuedPretrainConfig(BaseModel):
     output_dir: Path = Field(default=Path("out/pretrain"), description="checkpoints, final model, probes, report")
     max_length: int = Field(default=256, ge=16, description="tokens per training block")
     packing: bool = Field(default=True, description="pack texts into full blocks (else one truncated text per row)")
+    chain_length: int = Field(default=4, ge=1, description="texts per document in a chain group (sources with `chain`)")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="adapters, or full_finetune=true")
     anchor: BehaviourAnchor | None = Field(default=None, description="keep the parent's next-token distribution "
                                            "on these request texts (KL added to the loss; LoRA only)")
@@ -171,14 +177,19 @@ def _read_texts(path: Path, field: str, keep: dict[str, list[str]] | None = None
     return texts
 
 
-def load_mix(sources: list[DataSource], seed: int = 0) -> list[str]:
-    """Every source's texts, sampled or repeated by its weight, shuffled together (seeded)."""
+def load_mix(sources: list[DataSource], seed: int = 0, chain_length: int = 4) -> list[str]:
+    """Every source's texts, sampled or repeated by its weight, chain groups joined into documents, shuffled
+    together (seeded)."""
     rng = random.Random(seed)
     mix: list[str] = []
+    groups: dict[str, list[str]] = {}
     for src in sources:
         texts = [t for f in _files(src.path) for t in _read_texts(f, src.text_field, src.row_filter())]
         whole, frac = int(src.weight), src.weight - int(src.weight)
-        mix += texts * whole + rng.sample(texts, round(frac * len(texts)))
+        sampled = texts * whole + rng.sample(texts, round(frac * len(texts)))
+        (groups.setdefault(src.chain, []) if src.chain else mix).extend(sampled)
+    for name in sorted(groups):
+        mix += chain_texts(groups[name], chain_length, rng)
     rng.shuffle(mix)
     return mix
 
@@ -278,7 +289,7 @@ def train_continued(cfg: ContinuedPretrainConfig) -> ContinuedPretrainResult:
     anchor_texts = _anchor_texts(cfg)  # a bad anchor fails before the model loads
     parent = resolve_model(cfg.model)
     model, tok = load_base(parent)
-    texts = load_mix(cfg.data, cfg.seed)
+    texts = load_mix(cfg.data, cfg.seed, cfg.chain_length)
     blocks = tokenize_blocks(texts, tok, cfg.max_length, cfg.packing)
     if not blocks:
         raise DatasetError(cfg.data[0].path, None, None, "the training mix holds no text")
