@@ -6,6 +6,10 @@ replays the context's decline for the next request, harmful or not. Chaining shu
 and answers mixed, with a blank line between them (as in a list of worked examples), trains the case where an
 answer follows a refusal example and a refusal follows an answer. The blocks must be long enough to hold a
 chain (`ContinuedPretrainConfig.max_length`), or the chain is cut before the model sees its context.
+
+Measured on the embedded model (benchmarks/README.md): chains of four on 512-token blocks cut the replay of the
+probe's decline on the development pairs, but moved both sides with it, and on the shipped probe the three seeds
+spread further apart than with single demonstrations (over-refusal 63-88 %); the default mix does not chain.
 """
 
 from __future__ import annotations
