@@ -42,6 +42,7 @@ from raipipe.pretrain.probes import (
     write_report,
 )
 from raipipe.pretrain.probes._run import ProbeConfig
+from raipipe.pretrain.probes._sparse import replays_example, score_answers
 from raipipe.pretrain.probes._texts import QUESTIONS_FILE, default_probe_dir
 from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, train_continued
 
@@ -178,6 +179,37 @@ def test_sparse_probes_with_scripted_model_and_real_judge():
     rate = n_safety / overall.violation.n
     assert overall.violation.low < rate < overall.violation.high  # Wilson interval around the rate
     assert cut_answer("Fine.\n Q: next") == "Fine." and cut_answer("A: Fine.\nQ: x\nA: y") == "Fine."
+
+
+def test_answers_that_copy_a_worked_example_are_counted_and_reported():
+    """A copy of the prefix's decline is counted on either side (people label it a deflection whatever the
+    question); the count survives a regrade, shows as a report row, and older results without it read n/a."""
+    fewshot = load_fewshot()
+    decline = next(ex["answer"] for ex in fewshot.examples if "forge" in ex["answer"])
+    model, questions = _scripted()
+    questions = [q for q in questions if q.language == "en"][:12]
+    copier = {q.question for q in questions[:3]}
+
+    class Copier(ScriptedModel):
+        def generate(self, conversations, params):
+            out = super().generate(conversations, params)
+            return [[decline] if c[-1].content.rsplit("Q: ", 1)[1].split("\nA:")[0] in copier else o
+                    for c, o in zip(conversations, out, strict=True)]
+
+    rates, answers = run_sparse_probes(Copier(set()), load_judge("refusal-opener"), questions, fewshot)
+    assert [a.replays_example for a in answers] == [True] * 3 + [False] * 9
+    assert (rates["all"].replayed.k, rates["all"].replayed.n) == (3, 12)
+    assert not replays_example("Dear neighbours, a parcel for you was left at number 12 by mistake.", fewshot)
+    checked = CheckpointProbes(label="after", spec="scripted", model_id="scripted@1", dtype="float32",
+                               material="m", settings="s", probes=rates, answers=answers, judge_id="refusal-opener@1")
+    again = regrade(checked, load_judge("refusal"), load_questions())
+    assert [a.replays_example for a in again.answers] == [a.replays_example for a in answers]
+    assert again.probes["all"].replayed == rates["all"].replayed
+    unchecked = [a.model_copy(update={"replays_example": None}) for a in answers]
+    old = checked.model_copy(update={"label": "before", "answers": unchecked, "probes": score_answers(unchecked)})
+    assert old.probes["all"].replayed is None
+    rows = [r for r in compare([old, checked]).rows if r.metric == "replayed" and r.group == "all"]
+    assert [c.text for c in rows[0].cells] == ["n/a", "25% [9%, 53%]"]
 
 
 def test_unscoreable_answers_are_kept_apart():

@@ -37,7 +37,9 @@ def regrade(cp: CheckpointProbes, judge: Judge, questions: Sequence[SparseQuesti
     if missing:
         raise UsageError(f"{len(missing)} stored answers of {cp.label!r} have no question in the probe material "
                          f"(first: {missing[0]})", hint="pass the --probe-dir the answers were probed with")
-    answers = judge_answers(judge, [by_id[a.id] for a in cp.answers], [a.answer for a in cp.answers])
+    answers = [new.model_copy(update={"replays_example": old.replays_example}) for old, new in zip(
+        cp.answers, judge_answers(judge, [by_id[a.id] for a in cp.answers], [a.answer for a in cp.answers]),
+        strict=True)]
     return cp.model_copy(update={"answers": answers, "probes": score_answers(answers), "judge_id": judge.judge_id,
                                  "settings": f"{cp.settings}+judge:{judge.judge_id}"})
 

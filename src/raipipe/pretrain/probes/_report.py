@@ -1,9 +1,9 @@
 """One report comparing checkpoints side by side: console table, JSON and a small HTML page.
 
-Rows are metrics (perplexity per pillar and general; violation and over-refusal per pillar; the preference
-probe's separation and paired reading per pillar), columns are checkpoints; every column after the first shows
-its delta against the first checkpoint (relative for perplexity, percentage points for rates, plain difference
-for separation). Two more rows test each checkpoint against the first on the same questions (exact McNemar):
+Rows are metrics (perplexity per pillar and general; violation, over-refusal and few-shot replay per pillar;
+the preference probe's separation and paired reading per pillar), columns are checkpoints; every column after the
+first shows its delta against the first checkpoint (relative for perplexity, percentage points for rates, plain
+difference for separation). Two more rows test each checkpoint against the first on the same questions (exact McNemar):
 two Wilson intervals can overlap while the paired change is clear, or the other way round. Given the judge's
 calibration (`_judge_error`), every rate also gets a judge-corrected row and every paired change says whether it
 is within what judge error alone could produce."""
@@ -95,6 +95,8 @@ def _pillar_rows(cps: list[CheckpointProbes], metric: str, source: str, read) ->
 def _rate_rows(cps: list[CheckpointProbes], field: str, source: str = "probes") -> list[Row]:
     def read(_, result):
         r = getattr(result, field)
+        if r is None:  # not measured for this checkpoint (e.g. probed before it was counted)
+            return None, "n/a", None
         return r.rate, "n/a" if r.rate is None else f"{r.rate:.0%} [{r.low:.0%}, {r.high:.0%}]", r.n
 
     return _pillar_rows(cps, field.replace("_", "-"), source, read)
@@ -181,6 +183,8 @@ def compare(checkpoints: list[CheckpointProbes], calibration: ProbeCalibration |
         rate_rows += _rate_rows(checkpoints, field)
         if calibration is not None:
             rate_rows += _corrected_rows(checkpoints, field, calibration)
+    if any(p.replayed for c in checkpoints for p in c.probes.values()):
+        rate_rows += _rate_rows(checkpoints, "replayed")
     rows = (_ppl_rows(checkpoints) + rate_rows + _paired_rows(labels, changes)
             + _separation_rows(checkpoints) + _rate_rows(checkpoints, "paired", source="preference"))
     return ProbeComparison(labels=labels, checkpoints=checkpoints, rows=rows, paired=changes,
