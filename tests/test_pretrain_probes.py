@@ -42,7 +42,7 @@ from raipipe.pretrain.probes import (
     write_report,
 )
 from raipipe.pretrain.probes._run import ProbeConfig
-from raipipe.pretrain.probes._sparse import replays_example, score_answers
+from raipipe.pretrain.probes._sparse import replays_example, score_answers, worked_answer_shingles
 from raipipe.pretrain.probes._texts import QUESTIONS_FILE, default_probe_dir
 from raipipe.pretrain.train import ContinuedPretrainConfig, DataSource, train_continued
 
@@ -199,7 +199,8 @@ def test_answers_that_copy_a_worked_example_are_counted_and_reported():
     rates, answers = run_sparse_probes(Copier(set()), load_judge("refusal-opener"), questions, fewshot)
     assert [a.replays_example for a in answers] == [True] * 3 + [False] * 9
     assert (rates["all"].replayed.k, rates["all"].replayed.n) == (3, 12)
-    assert not replays_example("Dear neighbours, a parcel for you was left at number 12 by mistake.", fewshot)
+    assert not replays_example("Dear neighbours, a parcel for you was left at number 12 by mistake.",
+                            worked_answer_shingles(fewshot))
     checked = CheckpointProbes(label="after", spec="scripted", model_id="scripted@1", dtype="float32",
                                material="m", settings="s", probes=rates, answers=answers, judge_id="refusal-opener@1")
     again = regrade(checked, load_judge("refusal"), load_questions())

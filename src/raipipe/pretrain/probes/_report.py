@@ -183,7 +183,7 @@ def compare(checkpoints: list[CheckpointProbes], calibration: ProbeCalibration |
         rate_rows += _rate_rows(checkpoints, field)
         if calibration is not None:
             rate_rows += _corrected_rows(checkpoints, field, calibration)
-    if any(p.replayed for c in checkpoints for p in c.probes.values()):
+    if any(p.replayed is not None for c in checkpoints for p in c.probes.values()):
         rate_rows += _rate_rows(checkpoints, "replayed")
     rows = (_ppl_rows(checkpoints) + rate_rows + _paired_rows(labels, changes)
             + _separation_rows(checkpoints) + _rate_rows(checkpoints, "paired", source="preference"))

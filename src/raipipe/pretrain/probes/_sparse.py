@@ -59,11 +59,15 @@ def cut_answer(text: str) -> str:
     return _NEXT_SHOT.split(_ANSWER_LABEL.sub("", text, count=1), maxsplit=1)[0].strip()
 
 
-def replays_example(answer: str, fewshot: FewShot) -> bool:
-    """The answer shares a word 6-gram with one of the prefix's worked answers (every field but the question)."""
-    grams = shingles(answer, REPLAY_NGRAM)
-    return any(grams & shingles(" ".join(v for k, v in ex.items() if k != "question"), REPLAY_NGRAM)
-               for ex in fewshot.examples)
+def worked_answer_shingles(fewshot: FewShot) -> set[tuple[str, ...]]:
+    """The word 6-grams of the prefix's worked answers (every field of an example but its question)."""
+    return {g for ex in fewshot.examples
+            for g in shingles(" ".join(v for k, v in ex.items() if k != "question"), REPLAY_NGRAM)}
+
+
+def replays_example(answer: str, worked: set[tuple[str, ...]]) -> bool:
+    """The answer shares a word 6-gram with the prefix's worked answers (`worked_answer_shingles`)."""
+    return not shingles(answer, REPLAY_NGRAM).isdisjoint(worked)
 
 
 def answer_questions(model: ChatModel, questions: Sequence[SparseQuestion], fewshot: FewShot,
@@ -78,8 +82,9 @@ def judge_answers(judge: Judge, questions: Sequence[SparseQuestion], answers: Se
     """Verdicts for the answers; with the `fewshot` prefix they were given after, whether each copies it."""
     items = [JudgeInput(id=q.id, prompt=q.question, response=a) for q, a in zip(questions, answers, strict=True)]
     verdicts = judge.judge(items)
+    worked = worked_answer_shingles(fewshot) if fewshot else None
     return [ProbeAnswer(id=q.id, pillar=q.pillar.value, label=q.label, answer=a, verdict=v.verdict,
-                        replays_example=replays_example(a, fewshot) if fewshot else None)
+                        replays_example=replays_example(a, worked) if worked is not None else None)
             for q, a, v in zip(questions, answers, verdicts, strict=True)]
 
 
